@@ -1,0 +1,36 @@
+"""Identifiers that stay unique across restarts, processes and agents."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_lock = threading.Lock()
+_last = [0, 0]
+
+
+def _encode(value: int, length: int) -> str:
+    out = []
+    for _ in range(length):
+        out.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(out))
+
+
+def new_id(prefix: str = "") -> str:
+    """A ULID-style id: 48-bit ms timestamp + 80 random bits, monotonic within a process."""
+    with _lock:
+        now = int(time.time() * 1000)
+        if now <= _last[0]:
+            now = _last[0]
+            rand = _last[1] + 1
+        else:
+            rand = int.from_bytes(os.urandom(10), "big")
+        _last[0], _last[1] = now, rand
+    return prefix + _encode(now, 10) + _encode(rand & ((1 << 80) - 1), 16)
+
+
+def new_order_id() -> str:
+    return new_id("ord_")

@@ -1,0 +1,318 @@
+"""Runtime settings: one frozen object, loaded once from the environment and env files.
+
+Variable names are the Node runtime's own, so an existing `.env.local` keeps working. Every
+setting is declared once, as a dataclass field carrying (env name, default, parser, help); that
+table drives parsing, validation, `settings_table()` (used by the CLI and the runbook test) and
+the docs. A bad value raises `SettingsError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A setting has a value the runtime refuses to boot with."""
+
+
+# ---- parsers ---------------------------------------------------------------------------------
+
+
+def _number(kind: type, lo: float | None = None, hi: float | None = None) -> Callable[[str, str], Any]:
+    def parse(name: str, raw: str) -> Any:
+        try:
+            value = kind(float(raw)) if kind is int else float(raw)
+        except ValueError:
+            raise SettingsError(f"{name}: expected a number, got {raw!r}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise SettingsError(f"{name}: expected a finite number, got {raw!r}")
+        if lo is not None and value < lo:
+            value = kind(lo)
+        if hi is not None and value > hi:
+            value = kind(hi)
+        return value
+
+    return parse
+
+
+def integer(lo: float | None = None, hi: float | None = None):
+    return _number(int, lo, hi)
+
+
+def decimal(lo: float | None = None, hi: float | None = None):
+    return _number(float, lo, hi)
+
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def boolean(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise SettingsError(f"{name}: expected true or false, got {raw!r}")
+
+
+def text(name: str, raw: str) -> str:
+    return raw
+
+
+def choice(*options: str) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        lowered = raw.strip().lower()
+        if lowered not in options:
+            raise SettingsError(f"{name}: expected one of {', '.join(options)}, got {raw!r}")
+        return lowered
+
+    return parse
+
+
+def path(name: str, raw: str) -> str:
+    # Resolved against ONLYTRADE_ROOT after loading; see Settings.resolve().
+    return raw
+
+
+def setting(env: str, default: Any, parse: Callable[[str, str], Any], help: str, *, secret: bool = False) -> Any:
+    meta = {"env": env, "parse": parse, "help": help, "secret": secret, "default": default}
+    return field(default=default, metadata=meta)
+
+
+# ---- the table -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    # process and paths
+    onlytrade_root: str = setting("ONLYTRADE_ROOT", ".", path, "Root every relative path resolves against")
+    host: str = setting("HOST", "127.0.0.1", text, "Bind address")
+    port: int = setting("PORT", 8080, integer(0, 65535), "HTTP port")
+    log_level: str = setting("LOG_LEVEL", "info", choice("debug", "info", "warning", "error"), "Log level")
+    agents_dir: str = setting("AGENTS_DIR", "agents", path, "Agent manifest folders (agents/<id>/agent.json)")
+    agent_registry_path: str = setting("AGENT_REGISTRY_PATH", "data/agents/registry.json", path, "Registry file (agent.registry.v1)")
+    agent_memory_dir: str = setting("AGENT_MEMORY_DIR", "data/agent-memory", path, "Memory snapshots (agent.memory.v2), one file per agent")
+    decisions_dir: str = setting("DECISIONS_DIR", "data/decisions", path, "Decision log JSONL, <dir>/<id>/<day>.jsonl")
+    decision_audit_base_dir: str = setting("DECISION_AUDIT_BASE_DIR", "data/audit/decision_audit", path, "Decision audit JSONL, read and written")
+    runtime_state_dir: str = setting("RUNTIME_STATE_DIR", "data/runtime", path, "Runtime state (kill switch, control audit, locks)")
+    kill_switch_path: str = setting("KILL_SWITCH_PATH", "data/runtime/kill-switch.json", path, "Persisted kill-switch state")
+    backups_dir: str = setting("BACKUPS_DIR", "data/backups", path, "Snapshot backups taken before resets")
+    replay_frames_path: str = setting("REPLAY_FRAMES_PATH", "data/replay/cn-a", path, "Replay 1m frames: a day-folder tree, a .jsonl or a market.frames.v1 .json")
+    replay_breadth_path: str = setting("REPLAY_BREADTH_PATH", "", path, "Replay breadth series (default: market_breadth.1m.json files under the replay path)")
+    market_daily_history_days: int = setting("MARKET_DAILY_HISTORY_DAYS", 90, integer(20, 365), "Daily history window (selects frames.1d.<N>.json)")
+    market_daily_history_path: str = setting("MARKET_DAILY_HISTORY_PATH", "", path, "Daily history file (default: data/replay/cn-a/history/frames.1d.<N>.json)")
+    seed_agents: str = setting("ONLYTRADE_SEED_AGENTS", "", text, "Agents to register and start when no registry file exists yet: comma list or 'all'")
+
+    # data mode and live files
+    runtime_data_mode: str = setting("RUNTIME_DATA_MODE", "replay", choice("replay", "live_file"), "Data source and cadence: replay or live_file")
+    strict_live_mode: bool = setting("STRICT_LIVE_MODE", False, boolean, "Never serve replay or synthetic data; requires live_file")
+    market_provider: str = setting("MARKET_PROVIDER", "real", choice("real", "mock"), "real or mock (mock allows ?source=mock outside strict mode)")
+    live_frames_path_cn: str = setting("LIVE_FRAMES_PATH_CN", "data/live/onlytrade/frames.1m.json", path, "CN live 1m frames file (alias LIVE_FRAMES_PATH)")
+    live_frames_path_us: str = setting("LIVE_FRAMES_PATH_US", "data/live/us/frames.us.json", path, "US live frames file")
+    live_file_refresh_ms: int = setting("LIVE_FILE_REFRESH_MS", 10000, integer(250), "Minimum gap between live-file stat() checks")
+    live_file_stale_ms: int = setting("LIVE_FILE_STALE_MS", 180000, integer(10000), "Live file stale window (effective: max(6*refresh, stale))")
+    live_preflight_expected_registry_count: int = setting("LIVE_PREFLIGHT_EXPECTED_REGISTRY_COUNT", 0, integer(0), "Preflight registry threshold (0 means at least 1)")
+    market_overview_path_cn: str = setting("MARKET_OVERVIEW_PATH_CN", "data/live/onlytrade/market_overview.cn-a.json", path, "CN market overview JSON")
+    market_overview_path_us: str = setting("MARKET_OVERVIEW_PATH_US", "data/live/onlytrade/market_overview.us.json", path, "US market overview JSON")
+    market_overview_refresh_ms: int = setting("MARKET_OVERVIEW_REFRESH_MS", 15000, integer(250), "Overview refresh gap")
+    market_overview_stale_ms: int = setting("MARKET_OVERVIEW_STALE_MS", 180000, integer(250), "Overview stale window")
+    news_digest_path_cn: str = setting("NEWS_DIGEST_PATH_CN", "data/live/onlytrade/news_digest.cn-a.json", path, "CN news digest JSON")
+    news_digest_path_us: str = setting("NEWS_DIGEST_PATH_US", "data/live/onlytrade/news_digest.us.json", path, "US news digest JSON")
+    news_digest_refresh_ms: int = setting("NEWS_DIGEST_REFRESH_MS", 60000, integer(250), "News digest refresh gap")
+    news_digest_stale_ms: int = setting("NEWS_DIGEST_STALE_MS", 43200000, integer(250), "News digest stale window")
+    market_breadth_path_cn: str = setting("MARKET_BREADTH_PATH_CN", "data/live/onlytrade/market_breadth.cn-a.json", path, "CN breadth JSON")
+    market_breadth_path_us: str = setting("MARKET_BREADTH_PATH_US", "data/live/onlytrade/market_breadth.us.json", path, "US breadth JSON")
+    market_breadth_refresh_ms: int = setting("MARKET_BREADTH_REFRESH_MS", 15000, integer(250), "Breadth refresh gap")
+    market_breadth_stale_ms: int = setting("MARKET_BREADTH_STALE_MS", 180000, integer(250), "Breadth stale window")
+
+    # session gate
+    agent_session_guard_enabled: bool | None = setting("AGENT_SESSION_GUARD_ENABLED", None, boolean, "Market-hours gate (default: on in live_file, off in replay)")
+    agent_session_guard_check_ms: int = setting("AGENT_SESSION_GUARD_CHECK_MS", 30000, integer(5000), "Gate re-evaluation period")
+    agent_session_guard_require_fresh_live_data: bool = setting("AGENT_SESSION_GUARD_REQUIRE_FRESH_LIVE_DATA", True, boolean, "Gate also requires fresh live data")
+    agent_session_guard_auto_resume: bool = setting("AGENT_SESSION_GUARD_AUTO_RESUME", True, boolean, "Gate resumes the runtime when the session opens (unless manually paused)")
+
+    # runtime cadence and replay
+    agent_runtime_cycle_ms: int = setting("AGENT_RUNTIME_CYCLE_MS", 15000, integer(3000, 120000), "live_file decision timer")
+    agent_decision_every_bars: int = setting("AGENT_DECISION_EVERY_BARS", 10, integer(1, 240), "replay: one cycle per N replay bars")
+    replay_speed: float = setting("REPLAY_SPEED", 60.0, decimal(0.1, 1000), "Replay bars per minute of wall time")
+    replay_warmup_bars: int = setting("REPLAY_WARMUP_BARS", 120, integer(1), "Initial replay cursor = warmup-1")
+    replay_tick_ms: int = setting("REPLAY_TICK_MS", 250, integer(100), "Replay engine tick")
+    replay_loop: bool = setting("REPLAY_LOOP", True, boolean, "Wrap the replay at the end")
+    market_stream_poll_ms: int = setting("MARKET_STREAM_POLL_MS", 500, integer(300), "/api/market/stream poll period")
+    reset_agent_memory_on_boot: bool = setting("RESET_AGENT_MEMORY_ON_BOOT", False, boolean, "Reset every snapshot at boot (backed up first)")
+
+    # control plane
+    control_api_token: str = setting("CONTROL_API_TOKEN", "", text, "Control token for every mutating route", secret=True)
+    control_api_allow_unauthenticated: bool = setting("CONTROL_API_ALLOW_UNAUTHENTICATED", False, boolean, "Open control routes without a token (loopback bind only)")
+
+    # LLM
+    openai_api_key: str = setting("OPENAI_API_KEY", "", text, "LLM key; empty disables the LLM decider", secret=True)
+    openai_base_url: str = setting("OPENAI_BASE_URL", "https://api.openai.com/v1", text, "OpenAI-compatible base URL")
+    openai_model: str = setting("OPENAI_MODEL", "gpt-4o-mini", text, "Default model")
+    agent_openai_model: str = setting("AGENT_OPENAI_MODEL", "", text, "Decision model (default: OPENAI_MODEL)")
+    agent_llm_enabled: bool = setting("AGENT_LLM_ENABLED", True, boolean, "false means heuristic only")
+    agent_llm_timeout_ms: int = setting("AGENT_LLM_TIMEOUT_MS", 7000, integer(1000), "Timeout per LLM call")
+    agent_llm_dev_token_saver: bool = setting("AGENT_LLM_DEV_TOKEN_SAVER", True, boolean, "Compact prompt, temperature 0")
+    agent_llm_max_output_tokens: int = setting("AGENT_LLM_MAX_OUTPUT_TOKENS", 180, integer(80), "max_completion_tokens")
+    agent_llm_breaker_failures: int = setting("AGENT_LLM_BREAKER_FAILURES", 3, integer(1), "Consecutive LLM failures that open an agent's breaker")
+    agent_llm_breaker_cooldown_ms: int = setting("AGENT_LLM_BREAKER_COOLDOWN_MS", 300000, integer(1000), "How long an open breaker skips the LLM")
+
+    # trading rules
+    agent_commission_rate: float = setting("AGENT_COMMISSION_RATE", 0.0003, decimal(0), "Commission on buy and sell notional")
+    agent_min_commission: float = setting("AGENT_MIN_COMMISSION", 5.0, decimal(0), "Minimum commission per order (CNY/USD)")
+    agent_stamp_duty_rate: float = setting("AGENT_STAMP_DUTY_RATE", 0.0005, decimal(0), "Stamp duty on CN sells")
+    agent_t_plus_one: bool = setting("AGENT_T_PLUS_ONE", True, boolean, "CN: shares bought today cannot be sold today")
+    agent_portfolio_max_position_count: int = setting("AGENT_PORTFOLIO_MAX_POSITION_COUNT", 4, integer(1), "Max distinct positions")
+    agent_portfolio_max_symbol_concentration_pct: float = setting("AGENT_PORTFOLIO_MAX_SYMBOL_CONCENTRATION_PCT", 0.45, decimal(0.1, 1), "Max symbol value / equity")
+    agent_portfolio_min_cash_reserve_pct: float = setting("AGENT_PORTFOLIO_MIN_CASH_RESERVE_PCT", 0.08, decimal(0, 0.9), "Cash kept in reserve / equity")
+    agent_portfolio_turnover_throttle_pct: float = setting("AGENT_PORTFOLIO_TURNOVER_THROTTLE_PCT", 0.35, decimal(0.01, 1), "Max notional per cycle / equity")
+    agent_candidate_symbol_limit: int = setting("AGENT_CANDIDATE_SYMBOL_LIMIT", 12, integer(1, 20), "Candidate symbols per cycle")
+    agent_strict_symbol_loop: bool = setting("AGENT_STRICT_SYMBOL_LOOP", True, boolean, "Round-robin focus symbol")
+    agent_flat_entry_enabled: bool = setting("AGENT_FLAT_ENTRY_ENABLED", False, boolean, "Anti-stall starter buy when flat")
+    agent_flat_entry_min_cycles: int = setting("AGENT_FLAT_ENTRY_MIN_CYCLES", 6, integer(1), "Flat-entry: cycles before it fires")
+    agent_flat_entry_lots: int = setting("AGENT_FLAT_ENTRY_LOTS", 1, integer(1), "Flat-entry lots")
+    agent_flat_entry_max_rsi: float = setting("AGENT_FLAT_ENTRY_MAX_RSI", 70.0, decimal(0, 100), "Flat-entry max RSI")
+    agent_conservative_probe_enabled: bool = setting("AGENT_CONSERVATIVE_PROBE_ENABLED", True, boolean, "Probe buy for mean_reversion+conservative")
+    agent_conservative_probe_min_cycles: int = setting("AGENT_CONSERVATIVE_PROBE_MIN_CYCLES", 8, integer(1), "Probe: cycles before it fires")
+    agent_conservative_probe_max_rsi: float = setting("AGENT_CONSERVATIVE_PROBE_MAX_RSI", 62.0, decimal(0, 100), "Probe: max RSI")
+    agent_conservative_probe_ret5_max: float = setting("AGENT_CONSERVATIVE_PROBE_RET5_MAX", -0.003, decimal(), "Probe: max ret_5")
+    agent_conservative_probe_ret20_max: float = setting("AGENT_CONSERVATIVE_PROBE_RET20_MAX", -0.006, decimal(), "Probe: max ret_20")
+    agent_conservative_probe_allow_bearish: bool = setting("AGENT_CONSERVATIVE_PROBE_ALLOW_BEARISH", True, boolean, "Probe in a bearish trend")
+    agent_conservative_probe_bearish_max_rsi: float = setting("AGENT_CONSERVATIVE_PROBE_BEARISH_MAX_RSI", 58.0, decimal(0, 100), "Probe (bearish): max RSI")
+    agent_conservative_probe_bearish_ret5_max: float = setting("AGENT_CONSERVATIVE_PROBE_BEARISH_RET5_MAX", -0.006, decimal(), "Probe (bearish): max ret_5")
+    agent_conservative_probe_bearish_ret20_max: float = setting("AGENT_CONSERVATIVE_PROBE_BEARISH_RET20_MAX", -0.01, decimal(), "Probe (bearish): max ret_20")
+    agent_conservative_probe_lots: int = setting("AGENT_CONSERVATIVE_PROBE_LOTS", 1, integer(1), "Probe lots")
+
+    # data readiness
+    data_readiness_min_intraday_frames: int = setting("DATA_READINESS_MIN_INTRADAY_FRAMES", 21, integer(10), "Min 1m frames")
+    data_readiness_min_daily_frames: int = setting("DATA_READINESS_MIN_DAILY_FRAMES", 61, integer(20), "Min 1d frames")
+    data_readiness_fresh_warn_ms: int = setting("DATA_READINESS_FRESH_WARN_MS", 150000, integer(10000), "Last-bar age that warns")
+    data_readiness_fresh_error_ms: int = setting("DATA_READINESS_FRESH_ERROR_MS", 330000, integer(20000), "Last-bar age that forces a hold")
+    data_readiness_opening_phase_enabled: bool = setting("DATA_READINESS_OPENING_PHASE_ENABLED", True, boolean, "Opening-phase relaxation")
+    data_readiness_opening_min_intraday_frames: int = setting("DATA_READINESS_OPENING_MIN_INTRADAY_FRAMES", 2, integer(1), "Opening phase: min 1m frames")
+    opening_phase_max_lots: int = setting("OPENING_PHASE_MAX_LOTS", 1, integer(1, 3), "Opening phase: max lots")
+    opening_phase_max_confidence: float = setting("OPENING_PHASE_MAX_CONFIDENCE", 0.72, decimal(0.51, 0.95), "Opening phase: max confidence")
+
+    # viewers
+    room_events_keepalive_ms: int = setting("ROOM_EVENTS_KEEPALIVE_MS", 15000, integer(5000), "SSE keepalive")
+    room_events_stream_packet_interval_ms: int = setting("ROOM_EVENTS_STREAM_PACKET_INTERVAL_MS", 15000, integer(2000), "SSE packet period")
+    room_events_buffer_size: int = setting("ROOM_EVENTS_BUFFER_SIZE", 200, integer(10, 2000), "SSE replay buffer size")
+    room_events_buffer_ttl_ms: int = setting("ROOM_EVENTS_BUFFER_TTL_MS", 60000, integer(2000), "SSE replay buffer TTL after the last viewer")
+
+    # ---- derived -------------------------------------------------------------------------
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, env_files: bool = True) -> Settings:
+        """Environment first, then `.env.local`, then `.env` (both under ONLYTRADE_ROOT)."""
+        env = dict(os.environ if environ is None else environ)
+        if env_files:
+            root = Path(env.get("ONLYTRADE_ROOT") or ".")
+            for name in (".env.local", ".env"):
+                for key, value in read_env_file(root / name).items():
+                    env.setdefault(key, value)
+        if "LIVE_FRAMES_PATH_CN" not in env and env.get("LIVE_FRAMES_PATH"):
+            env["LIVE_FRAMES_PATH_CN"] = env["LIVE_FRAMES_PATH"]
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f.metadata["env"])
+            if raw is None or raw.strip() == "":
+                continue
+            values[f.name] = f.metadata["parse"](f.metadata["env"], raw.strip())
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.strict_live_mode and self.runtime_data_mode != "live_file":
+            raise SettingsError("STRICT_LIVE_MODE: strict_live_mode_requires_runtime_data_mode_live_file")
+        if self.control_api_allow_unauthenticated and not is_loopback(self.host):
+            raise SettingsError("CONTROL_API_ALLOW_UNAUTHENTICATED: refused because HOST is not a loopback address")
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def root(self) -> Path:
+        return Path(self.onlytrade_root).resolve()
+
+    def resolve(self, value: str) -> Path:
+        p = Path(value)
+        return p if p.is_absolute() else self.root / p
+
+    @property
+    def live_mode(self) -> bool:
+        return self.runtime_data_mode == "live_file"
+
+    @property
+    def session_guard_enabled(self) -> bool:
+        enabled = self.live_mode if self.agent_session_guard_enabled is None else self.agent_session_guard_enabled
+        return enabled and self.live_mode
+
+    @property
+    def decision_model(self) -> str:
+        return self.agent_openai_model or self.openai_model
+
+    @property
+    def llm_configured(self) -> bool:
+        return self.agent_llm_enabled and bool(self.openai_api_key)
+
+    @property
+    def daily_history_file(self) -> Path:
+        if self.market_daily_history_path:
+            return self.resolve(self.market_daily_history_path)
+        return self.resolve(f"data/replay/cn-a/history/frames.1d.{self.market_daily_history_days}.json")
+
+    @property
+    def control_token_configured(self) -> bool:
+        return bool(self.control_api_token)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_env_file(file: Path) -> dict[str, str]:
+    """Parse KEY=VALUE lines as the Node runtime does (# comments, quotes stripped, \\n unescaped)."""
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return {}
+    out: dict[str, str] = {}
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        key = key.strip()
+        if key.startswith("export "):
+            key = key[len("export "):].strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        out.setdefault(key, value.replace("\\n", "\n"))
+    return out
+
+
+def settings_table() -> list[dict[str, Any]]:
+    """(env, default, help, secret) for every setting: feeds the CLI help and the runbook test."""
+    return [
+        {
+            "env": f.metadata["env"],
+            "default": f.metadata["default"],
+            "help": f.metadata["help"],
+            "secret": f.metadata["secret"],
+        }
+        for f in dataclasses.fields(Settings)
+    ]
