@@ -232,6 +232,8 @@ class Settings:
     def validate(self) -> None:
         if self.strict_live_mode and self.runtime_data_mode != "live_file":
             raise SettingsError("STRICT_LIVE_MODE: strict_live_mode_requires_runtime_data_mode_live_file")
+        if self.strict_live_mode and self.market_provider != "real":
+            raise SettingsError("STRICT_LIVE_MODE: strict_live_mode_requires_market_provider_real")
         if self.control_api_allow_unauthenticated and not is_loopback(self.host):
             raise SettingsError("CONTROL_API_ALLOW_UNAUTHENTICATED: refused because HOST is not a loopback address")
 

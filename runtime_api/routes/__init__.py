@@ -1,0 +1,17 @@
+"""Every route of the API, assembled from one list per area."""
+
+from __future__ import annotations
+
+from . import agents, decisions, health, market, replay, runtime, traders
+
+
+def all_routes() -> list:
+    return [
+        *health.routes,
+        *agents.routes,
+        *traders.routes,
+        *runtime.routes,
+        *replay.routes,
+        *decisions.routes,
+        *market.routes,
+    ]

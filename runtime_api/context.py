@@ -1,0 +1,54 @@
+"""The application context: every service a route may use, built once per app."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from .agent_runtime import AgentRuntime
+from .control import ControlAudit, FailureLimiter
+from .errors import ApiError
+from .http import ResponseCache
+from .services import Services
+from .settings import Settings
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    svc: Services
+    runtime: AgentRuntime
+    cache: ResponseCache = field(default_factory=ResponseCache)
+    auth_failures: FailureLimiter = field(default_factory=FailureLimiter)
+    control_audit: ControlAudit | None = None
+    boot_monotonic: float = field(default_factory=time.monotonic)
+    boot_iso: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+    ready: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def state_version(self) -> tuple:
+        """Everything a cached viewer response may depend on, except the replay cursor."""
+        return (self.svc.registry.version, self.svc.memory.version, self.runtime.version, self.svc.kill_switch.active)
+
+    def replay_version(self) -> tuple:
+        replay = self.svc.replay
+        return self.state_version() + ((replay.status()["cursor_index"],) if replay else (None,))
+
+    # ---- trader lookups -------------------------------------------------------------------
+
+    def trader(self, agent_id: str) -> dict:
+        """A registered, available agent, or 404 trader_not_found (never another trader's data)."""
+        rec = self.svc.registry.get(agent_id) if agent_id else None
+        if not rec or rec.get("available") is False:
+            raise ApiError(404, "trader_not_found", f"no registered trader {agent_id!r}")
+        return rec
+
+    def trader_or_default(self, agent_id: str) -> dict:
+        """An explicit id must exist; a missing id means the first lobby trader (the front end omits it)."""
+        if agent_id:
+            return self.trader(agent_id)
+        lobby = self.svc.registry.lobby_ids()
+        if not lobby:
+            raise ApiError(404, "trader_not_found", "no registered traders")
+        return self.trader(lobby[0])

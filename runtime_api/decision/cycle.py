@@ -1,0 +1,90 @@
+"""One decision cycle for one agent: context, optional LLM call (behind its breaker), simulation."""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import anyio
+
+from runtime_api.decision.context import build_cycle_context
+from runtime_api.decision.llm import LlmBreaker, LlmDecider, LlmDecision, LlmError
+from runtime_api.decision.simulator import DecisionOutcome, create_decision
+from runtime_api.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def run_decision(
+    *,
+    trader: dict,
+    cycle_number: int,
+    candidates: dict[str, dict],
+    portfolio: dict,
+    memory_state: dict | None,
+    extras: dict | None,
+    settings: Settings,
+    market: str,
+    now_ms: int,
+    now_iso: str,
+    llm: LlmDecider | None,
+    breaker: LlmBreaker | None,
+    kill_switch_active: bool,
+) -> DecisionOutcome:
+    """Build the context off the event loop, ask the model when allowed, fall back to the rules."""
+    context = await anyio.to_thread.run_sync(
+        functools.partial(
+            build_cycle_context,
+            trader=trader,
+            cycle_number=cycle_number,
+            now_ms=now_ms,
+            candidates=candidates,
+            portfolio=portfolio,
+            memory_state=memory_state,
+            extras=extras,
+            settings=settings,
+            market=market,
+        )
+    )
+    decision: LlmDecision | None = None
+    failure: str | None = None
+    skip: str | None = None
+    if context.get("llm_decision"):
+        skip = "readiness_error"
+    elif llm is None:
+        skip = "llm_disabled"
+    elif kill_switch_active:
+        skip = "kill_switch_active"
+    elif breaker is not None and not breaker.allow():
+        skip = "breaker_open"
+    else:
+        try:
+            decision = await llm.decide(context, trader)
+        except LlmError as exc:
+            failure = exc.reason
+        except Exception:  # a bug in parsing must not stop the cycle: fall back to the rules
+            log.exception("llm decision failed unexpectedly for %s", trader.get("agent_id"))
+            failure = "openai_unexpected_error"
+        if breaker is not None:
+            if failure is None:
+                breaker.record_success()
+            else:
+                breaker.record_failure(failure)
+        if failure is not None:
+            log.warning("llm decision failed for %s: %s", trader.get("agent_id"), failure)
+    return await anyio.to_thread.run_sync(
+        functools.partial(
+            create_decision,
+            context=context,
+            trader=trader,
+            llm=decision,
+            llm_failure=failure,
+            portfolio=portfolio,
+            settings=settings,
+            cycle_number=cycle_number,
+            now_iso=now_iso,
+            now_ms=now_ms,
+            llm_skip_reason=skip,
+            breaker_state=breaker.state if breaker is not None else None,
+        )
+    )

@@ -1,0 +1,83 @@
+"""Request helpers shared by the routes: JSON bodies, query parsing, per-version response cache."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .errors import ApiError, bad_request
+from .responses import JSONResponse, ok_bytes, to_json
+
+MAX_BODY_BYTES = 100 * 1024
+
+
+async def json_body(request: Request) -> dict:
+    """The JSON object body; no JSON content type means an empty body (as the Node runtime)."""
+    if "application/json" not in request.headers.get("content-type", "").lower():
+        return {}
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise ApiError(413, "payload_too_large", f"body exceeds {MAX_BODY_BYTES} bytes")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY_BYTES:
+            raise ApiError(413, "payload_too_large", f"body exceeds {MAX_BODY_BYTES} bytes")
+    if not raw.strip():
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise bad_request("invalid_json", "request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise bad_request("invalid_json", "request body must be a JSON object")
+    return body
+
+
+def truthy(value: Any) -> bool:
+    """Node's `String(v ?? 'false').toLowerCase() === 'true'`."""
+    if value is True:
+        return True
+    return str(value if value is not None else "false").strip().lower() == "true"
+
+
+def query_int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(float(raw))
+    except ValueError:
+        return default
+    return max(lo, min(hi, value))
+
+
+def query_str(request: Request, name: str) -> str:
+    return (request.query_params.get(name) or "").strip()
+
+
+class ResponseCache:
+    """Serialised responses keyed by request identity and the state version they were built from."""
+
+    def __init__(self, max_entries: int = 2048):
+        self._entries: dict[Hashable, tuple[Hashable, bytes]] = {}
+        self.max_entries = max_entries
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Hashable, version: Hashable, build: Callable[[], Any], *, envelope: bool = True) -> Response:
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] == version:
+            self.hits += 1
+            return JSONResponse(entry[1])
+        self.misses += 1
+        data = to_json(build())
+        body = ok_bytes(data) if envelope else data
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key] = (version, body)
+        return JSONResponse(body)

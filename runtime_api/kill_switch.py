@@ -1,0 +1,95 @@
+"""The kill switch: persisted API state plus two operator overrides that always win.
+
+Sources, any of which holds it on: the persisted API state (`KILL_SWITCH_PATH`, atomic JSON as the
+Node runtime's `kill-switch.json`), `KILL_SWITCH=1` in the environment, or a `KILL_SWITCH` file in
+the runtime state dir (touch it to stop every agent without the API). Checked before every cycle.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .storage import CorruptFileError, read_json, write_json_atomic
+
+DEFAULT_REASON = "manual_terminate_all_agents"
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class KillSwitch:
+    def __init__(self, path: Path, state_dir: Path, environ: Mapping[str, str] | None = None):
+        self.path = Path(path)
+        self.flag_file = Path(state_dir) / "KILL_SWITCH"
+        env = os.environ if environ is None else environ
+        self.env_forced = str(env.get("KILL_SWITCH", "")).strip().lower() in {"1", "true", "yes", "on"}
+        self._lock = threading.Lock()
+        self.load_error: str | None = None
+        self.state: dict[str, Any] = {
+            "active": False,
+            "reason": None,
+            "activated_at": None,
+            "activated_by": None,
+            "deactivated_at": None,
+            "deactivated_by": None,
+        }
+        try:
+            saved = read_json(self.path)
+        except CorruptFileError as exc:
+            # Fail safe: an unreadable kill-switch file counts as active until an operator decides.
+            saved = None
+            self.load_error = exc.reason
+        if isinstance(saved, dict) and isinstance(saved.get("active"), bool):
+            self.state.update({k: saved.get(k) for k in self.state})
+
+    def sources(self) -> list[str]:
+        out = []
+        if self.state["active"]:
+            out.append("api")
+        if self.env_forced:
+            out.append("env")
+        if self.flag_file.exists():
+            out.append("file")
+        if self.load_error:
+            out.append("unreadable_state_file")
+        return out
+
+    @property
+    def active(self) -> bool:
+        return bool(self.sources())
+
+    def activate(self, *, reason: str | None, actor: str) -> dict:
+        with self._lock:
+            self.state.update(
+                active=True,
+                reason=(reason or "").strip() or DEFAULT_REASON,
+                activated_at=_now_iso(),
+                activated_by=actor,
+                deactivated_at=None,
+                deactivated_by=None,
+            )
+            write_json_atomic(self.path, self.state)
+            self.load_error = None
+        return self.snapshot()
+
+    def deactivate(self, *, actor: str) -> dict:
+        with self._lock:
+            self.state.update(active=False, deactivated_at=_now_iso(), deactivated_by=actor)
+            write_json_atomic(self.path, self.state)
+            self.load_error = None
+        return self.snapshot()
+
+    def snapshot(self, *, control_token_required: bool = True) -> dict:
+        sources = self.sources()
+        return {
+            **self.state,
+            "active": bool(sources),
+            "sources": sources,
+            "control_token_required": control_token_required,
+        }

@@ -1,0 +1,72 @@
+"""`onlytrade-runtime`: validate settings, take the single-instance lock, serve with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+
+from filelock import FileLock, Timeout
+
+from .settings import Settings, SettingsError, is_loopback
+
+EXIT_OK = 0
+EXIT_BAD_SETTINGS = 2
+EXIT_BOOT_FAILED = 3
+EXIT_ALREADY_RUNNING = 4
+
+log = logging.getLogger("onlytrade.boot")
+
+
+def _die(code: int, message: str) -> int:
+    print(f"onlytrade-runtime: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def run(environ=None) -> int:
+    try:
+        settings = Settings.from_env(environ)
+    except SettingsError as exc:
+        return _die(EXIT_BAD_SETTINGS, f"invalid setting {exc}")
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    state_dir = settings.resolve(settings.runtime_state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    instance_lock = FileLock(str(state_dir / "runtime.instance.lock"), timeout=0)
+    try:
+        instance_lock.acquire()
+    except Timeout:
+        return _die(EXIT_ALREADY_RUNNING, f"another runtime already holds {settings.runtime_state_dir}/runtime.instance.lock; refusing to start a second instance")
+
+    from .app import create_app
+    from .services import BootError
+
+    try:
+        app = create_app(settings)
+    except BootError as exc:
+        return _die(EXIT_BOOT_FAILED, f"boot failed: {exc}")
+
+    if not is_loopback(settings.host) and not settings.control_token_configured:
+        log.warning("binding %s without CONTROL_API_TOKEN: every control route answers 503 control_token_not_configured", settings.host)
+    log.info(
+        "onlytrade-runtime mode=%s strict=%s llm=%s control_api_token=%s listen=%s:%s",
+        settings.runtime_data_mode, settings.strict_live_mode, "configured" if settings.llm_configured else "heuristic",
+        "configured" if settings.control_token_configured else "not-configured", settings.host, settings.port,
+    )
+    import uvicorn
+
+    # uvicorn drains (lifespan shutdown waits for the in-flight cycle), then re-raises the signal
+    # it caught; this handler turns that into a clean exit 0 for systemd.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(EXIT_OK))
+    try:
+        uvicorn.run(
+            app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False,
+            timeout_graceful_shutdown=15, lifespan="on",
+        )
+    finally:
+        instance_lock.release()
+    return EXIT_OK
+
+
+def main() -> None:
+    sys.exit(run())

@@ -1,0 +1,10 @@
+"""Streaming tests run on real asyncio."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
