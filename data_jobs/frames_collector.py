@@ -71,7 +71,7 @@ def _symbol_rows(symbol: str, df: pd.DataFrame, volume_unit: str) -> pd.DataFram
             "high": pd.to_numeric(df["最高"], errors="coerce"),
             "low": pd.to_numeric(df["最低"], errors="coerce"),
             "close": pd.to_numeric(df["收盘"], errors="coerce"),
-            "volume_shares": volume * SHARES_PER_LOT if volume_unit == "lots" else volume,
+            "volume_shares": (volume * SHARES_PER_LOT if volume_unit == "lots" else volume).round(2),
             "turnover_cny": pd.to_numeric(df["成交额"], errors="coerce").fillna(0.0).clip(lower=0),
         }
     )
@@ -108,22 +108,11 @@ def to_frames(
         rows = rows[rows["trading_day"] == trading_day]
     rows = rows.drop_duplicates(subset=["symbol", "start_ts_ms"], keep="last")
     rows = rows.sort_values(["start_ts_ms", "symbol"], kind="stable").tail(max_frames)
-    return [_bar(row, seq, now_ms, provider) for seq, row in enumerate(rows.itertuples(index=False), start=1)]
+    phases = {int(start): bar_phase(int(start), CN) for start in rows["start_ts_ms"].unique()}
+    return [_bar(row, seq, now_ms, provider, phases) for seq, row in enumerate(rows.itertuples(index=False), start=1)]
 
 
-_PHASES: dict[int, str] = {}
-
-
-def _phase(start_ts_ms: int) -> str:
-    phase = _PHASES.get(start_ts_ms)
-    if phase is None:
-        phase = _PHASES[start_ts_ms] = bar_phase(start_ts_ms, CN)
-        if len(_PHASES) > 100_000:
-            _PHASES.clear()
-    return phase
-
-
-def _bar(row: Any, seq: int, now_ms: int, provider: str) -> dict[str, Any]:
+def _bar(row: Any, seq: int, now_ms: int, provider: str, phases: Mapping[int, str]) -> dict[str, Any]:
     start, end = int(row.start_ts_ms), int(row.end_ts_ms)
     volume = float(row.volume_shares)
     turnover = float(row.turnover_cny)
@@ -146,7 +135,7 @@ def _bar(row: Any, seq: int, now_ms: int, provider: str) -> dict[str, Any]:
         },
         "interval": "1m",
         "window": {"start_ts_ms": start, "end_ts_ms": end, "trading_day": row.trading_day},
-        "session": {"phase": _phase(start), "is_halt": False, "is_partial": end > now_ms},
+        "session": {"phase": phases[start], "is_halt": False, "is_partial": end > now_ms},
         "bar": {
             "open": float(row.open),
             "high": float(row.high),

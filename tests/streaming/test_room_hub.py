@@ -197,6 +197,14 @@ async def test_a_higher_limit_does_not_join_a_lower_build_but_a_lower_joins_a_hi
     await hub.close()
 
 
+async def test_builds_are_serialised_across_rooms():
+    builder = PacketBuilder(delay_s=0.02)
+    hub = make_hub(builder)
+    await asyncio.gather(*(hub.request_packet(room, 5) for room in ("t_001", "t_002", "t_003")))
+    assert len(builder.calls) == 3 and builder.max_running == 1
+    await hub.close()
+
+
 async def test_a_decision_makes_the_next_request_build_afresh():
     builder = PacketBuilder()
     builder.gate = asyncio.Event()

@@ -1,0 +1,89 @@
+"""Every error is JSON; unknown traders are 404; GETs are read-only and leak no paths or secrets."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+from starlette.routing import Route
+
+from .conftest import TOKEN, assert_error, data_of
+
+pytestmark = pytest.mark.anyio
+
+TRADER_READS = [
+    "/api/status", "/api/account", "/api/positions", "/api/equity-history", "/api/positions/history",
+    "/api/agent/memory", "/api/decisions/latest",
+]
+
+
+async def test_unknown_paths_and_methods_are_json(api):
+    assert_error(await api.get("/api/nope"), 404, "not_found")
+    assert_error(await api.get("/not-api"), 404, "not_found")
+    assert_error(await api.client.delete("/api/traders"), 405, "method_not_allowed")
+    assert_error(await api.get("/api/my-traders"), 404, "not_found")
+
+
+async def test_bodies_are_validated_after_auth(api):
+    headers = {"x-control-token": TOKEN, "content-type": "application/json"}
+    bad = await api.client.post("/api/agent/runtime/control", content=b"{not json", headers=headers)
+    body = assert_error(bad, 400, "invalid_json")
+    assert "Traceback" not in bad.text and "message" in body
+    huge = await api.client.post("/api/agent/runtime/control", content=b"[" + b"1," * 60000 + b"1]", headers=headers)
+    assert_error(huge, 413, "payload_too_large")
+    not_object = await api.client.post("/api/equity-history-batch", content=b"[1]", headers={"content-type": "application/json"})
+    assert_error(not_object, 400, "invalid_json")
+
+
+@pytest.mark.parametrize("path", TRADER_READS)
+async def test_unknown_trader_is_404_not_another_traders_data(api, path):
+    assert_error(await api.get(path, params={"trader_id": "t_999"}), 404, "trader_not_found")
+
+
+async def test_trader_config_unknown_is_404(api):
+    assert_error(await api.get("/api/traders/t_999/config"), 404, "trader_not_found")
+
+
+async def test_equity_batch_is_bounded(api):
+    ids = [f"t_{i:03d}" for i in range(51)]
+    assert_error(await api.client.post("/api/equity-history-batch", json={"trader_ids": ids}), 400, "too_many_trader_ids")
+    assert data_of(await api.client.post("/api/equity-history-batch", json={"trader_ids": ["t_999"]})) == {"histories": {}}
+
+
+def _tree_digest(root) -> dict[str, str]:
+    out = {}
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            p = os.path.join(dirpath, name)
+            if name.endswith(".lock"):
+                continue
+            with open(p, "rb") as fh:
+                out[os.path.relpath(p, root)] = hashlib.sha256(fh.read()).hexdigest()
+    return out
+
+
+async def test_every_get_is_side_effect_free_and_leaks_no_path(api, root):
+    for agent_id in ("t_001", "demo_momentum"):
+        data_of(await api.control(f"/api/agents/{agent_id}/register"))
+        data_of(await api.control(f"/api/agents/{agent_id}/start"))
+    data_of(await api.control("/api/replay/runtime/control", {"action": "pause"}))
+    data_of(await api.control("/api/agent/runtime/control", {"action": "step"}))
+    data_of(await api.control("/api/agent/runtime/control", {"action": "pause"}))
+    before_tree = _tree_digest(root)
+    before_state = (api.ctx.runtime.state(), api.ctx.svc.replay.status())
+
+    gets = [r.path for r in api.app.routes if isinstance(r, Route) and "GET" in (r.methods or set())]
+    assert len(gets) >= 25
+    params = {"trader_id": "t_001", "symbol": "600519.SH", "day_key": "2026-02-13"}
+    for template in gets:
+        path = template.replace("{agent_id}", "t_001").replace("{trader_id}", "t_001").replace("{file_name}", "none.jpg")
+        resp = await api.get(path, params=params)
+        assert resp.status_code < 500, (path, resp.text)
+        text = resp.text
+        assert str(root) not in text, f"{path} leaks an absolute path"
+        assert TOKEN not in text, f"{path} leaks the control token"
+        if resp.headers.get("content-type", "").startswith("application/json"):
+            assert '"file_path"' not in text, path
+    assert _tree_digest(root) == before_tree
+    assert (api.ctx.runtime.state(), api.ctx.svc.replay.status()) == before_state

@@ -1,0 +1,69 @@
+"""Boot fails fast with one line and a distinct exit code; a second instance refuses to start."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from .server import RuntimeProcess
+
+
+def boot(root, **env) -> subprocess.CompletedProcess:
+    proc = RuntimeProcess(root, env)
+    return subprocess.run([sys.executable, "-m", "runtime_api"], cwd=root, env=proc.env, capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize(
+    "env, code, needle",
+    [
+        ({"PORT": "abc"}, 2, "PORT: expected a number"),
+        ({"RUNTIME_DATA_MODE": "bogus"}, 2, "RUNTIME_DATA_MODE"),
+        ({"STRICT_LIVE_MODE": "true"}, 2, "strict_live_mode_requires_runtime_data_mode_live_file"),
+        ({"RUNTIME_DATA_MODE": "live_file"}, 3, "live_frames_path_cn_unreadable"),
+    ],
+)
+def test_bad_configuration_exits_with_one_line(root, env, code, needle):
+    result = boot(root, **env)
+    assert result.returncode == code, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0], result.stderr
+    assert str(root) not in lines[0] or "registry" in lines[0]
+
+
+def test_corrupt_registry_stops_boot_and_is_never_overwritten(root):
+    registry = root / "data" / "agents" / "registry.json"
+    registry.parent.mkdir(parents=True)
+    registry.write_bytes(b'{"schema_version": "agent.registry.v1", "agents": {')
+    result = boot(root, ONLYTRADE_SEED_AGENTS="all")
+    assert result.returncode == 3
+    assert "corrupt registry data/agents/registry.json" in result.stderr
+    assert registry.read_bytes() == b'{"schema_version": "agent.registry.v1", "agents": {'
+
+
+def test_second_instance_refuses_to_start(root):
+    with RuntimeProcess(root) as first:
+        result = boot(root, PORT=str(first.port + 1 if first.port < 65535 else 1024))
+        assert result.returncode == 4
+        assert "another runtime already holds" in result.stderr
+
+
+def test_node_data_directory_loads_unchanged(root):
+    """The Node registry fixture (with agents that have no manifest here) boots and is not rewritten."""
+    src = REPO_SHARED / "agents" / "registry.json"
+    if not src.exists():
+        pytest.skip("shared fixtures not present")
+    registry = root / "data" / "agents" / "registry.json"
+    registry.parent.mkdir(parents=True)
+    registry.write_bytes(src.read_bytes())
+    with RuntimeProcess(root) as server, server.client() as c:
+        registered = c.get("/api/agents/registered").json()["data"]
+        assert [r["agent_id"] for r in registered] == ["t_001", "t_003"]
+        assert registered[0]["registered_at"] == "2026-02-13T01:50:18.407Z"
+    assert registry.read_bytes() == src.read_bytes()
+
+
+from tests.conftest import REPO  # noqa: E402
+
+REPO_SHARED = REPO.parent / "shared" / "fixtures" / "onlytrade"
