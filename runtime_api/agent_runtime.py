@@ -278,9 +278,10 @@ class AgentRuntime:
         replay_block = _replay_block(replay_status, trading_day, clock)
 
         async with lock:
-            if self.generation[agent_id] != generation:
+            if self.generation[agent_id] != generation or self.kill_active:
                 self.discarded_cycles += 1
-                log.warning("discarded in-flight decision agent=%s reason=reset_during_cycle", agent_id)
+                reason = "kill_switch_active" if self.kill_active else "reset_during_cycle"
+                log.warning("discarded in-flight decision agent=%s reason=%s", agent_id, reason)
                 return None
             new_snapshot = await anyio.to_thread.run_sync(
                 lambda: portfolio.apply_decision(

@@ -57,15 +57,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette):
         ctx.runtime.refresh_gate()
         loop_task = asyncio.create_task(ctx.runtime.run_forever(), name="agent-runtime")
+        monitor_task = asyncio.create_task(ctx.loop_monitor.run(), name="loop-monitor")
         ctx.ready = True
         try:
             yield
         finally:
             ctx.ready = False
             await ctx.runtime.drain(SHUTDOWN_DRAIN_S)
-            loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await loop_task
+            for task in (loop_task, monitor_task):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if ctx.runtime.llm is not None:
+                await ctx.runtime.llm.aclose()
 
     app = Starlette(
         routes=all_routes(),

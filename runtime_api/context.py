@@ -10,6 +10,7 @@ from .agent_runtime import AgentRuntime
 from .control import ControlAudit, FailureLimiter
 from .errors import ApiError
 from .http import ResponseCache
+from .loop_monitor import LoopMonitor
 from .services import Services
 from .settings import Settings
 
@@ -21,6 +22,7 @@ class AppContext:
     runtime: AgentRuntime
     cache: ResponseCache = field(default_factory=ResponseCache)
     auth_failures: FailureLimiter = field(default_factory=FailureLimiter)
+    loop_monitor: LoopMonitor = field(default_factory=LoopMonitor)
     control_audit: ControlAudit | None = None
     boot_monotonic: float = field(default_factory=time.monotonic)
     boot_iso: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,7 @@ from .storage import append_jsonl
 
 log = logging.getLogger("onlytrade.control")
 
+_ACTION_SAFE = re.compile(r"[^a-z0-9_.]")
 FAILURE_WINDOW_S = 60.0
 FAILURE_BURST = 10
 
@@ -74,6 +76,9 @@ class FailureLimiter:
         while hits and hits[0] < cutoff:
             hits.popleft()
         return len(hits) >= self.burst
+
+    def clear(self) -> None:
+        self._hits.clear()
 
     def failure(self, ip: str) -> None:
         hits = self._hits.setdefault(ip, deque())
@@ -133,8 +138,10 @@ def _result_of(status: int, dry_run: bool) -> str:
     return "error"
 
 
-def control_route(path: str, handler: Handler, *, action: str | Callable[[dict], str], name: str | None = None) -> Route:
-    """A POST route that requires the control token and is audited."""
+def control_route(
+    path: str, handler: Handler, *, action: str | Callable[[dict], str], name: str | None = None, methods: list[str] | None = None
+) -> Route:
+    """A route (POST by default) that requires the control token and is audited."""
 
     async def endpoint(request: Request) -> Response:
         ctx = request.app.state.ctx
@@ -147,7 +154,7 @@ def control_route(path: str, handler: Handler, *, action: str | Callable[[dict],
         except ApiError as exc:
             body, body_error = {}, exc
         actor = str(body.get("actor") or request.headers.get("x-control-actor") or ip or "unknown")[:120]
-        act = action(body) if callable(action) else action
+        act = _ACTION_SAFE.sub("", action(body) if callable(action) else action)[:80]
         call = ControlCall(request, body, actor, ip, request_id, act, target=request.path_params.get("agent_id"))
 
         response: Response
@@ -186,7 +193,7 @@ def control_route(path: str, handler: Handler, *, action: str | Callable[[dict],
 
     endpoint.__name__ = name or handler.__name__
     endpoint.__doc__ = handler.__doc__
-    route = Route(path, endpoint, methods=["POST"], name=name or handler.__name__)
+    route = Route(path, endpoint, methods=methods or ["POST"], name=name or handler.__name__)
     route.control = True  # the route-table test proves every non-GET route carries this
     return route
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import agents, decisions, health, market, replay, runtime, traders
+from . import agents, decisions, dev, health, market, ops, replay, runtime, traders
 
 
 def all_routes() -> list:
@@ -14,4 +14,6 @@ def all_routes() -> list:
         *replay.routes,
         *decisions.routes,
         *market.routes,
+        *dev.routes,
+        *ops.routes,
     ]

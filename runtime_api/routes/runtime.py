@@ -76,6 +76,8 @@ def runtime_status(ctx) -> dict:
         "sink_errors": dict(rt.sink_errors),
         "discarded_cycles": rt.discarded_cycles,
         "memory_errors": ctx.svc.memory.errored(),
+        "event_loop": ctx.loop_monitor.status(),
+        "response_cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
         "traders": agents,
     }
 

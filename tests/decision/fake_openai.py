@@ -79,6 +79,17 @@ class FakeOpenAI:
             def log_message(self, *args: Any) -> None:
                 pass
 
+            def do_GET(self) -> None:  # GET /models: what the runtime's preflight probes
+                if fake.mode == "http_error":
+                    payload, status = fake.body.encode() or b"{}", fake.status
+                else:
+                    payload, status = json.dumps({"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model"}]}).encode(), 200
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)

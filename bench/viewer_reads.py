@@ -1,0 +1,311 @@
+"""Viewer read throughput and latency while agents cycle, against a bare Starlette+orjson ceiling.
+
+    /work/venv/bin/python bench/viewer_reads.py                      # start both servers, 10 s per endpoint
+    /work/venv/bin/python bench/viewer_reads.py --duration 5 --compare-paused
+    /work/venv/bin/python bench/viewer_reads.py --base http://127.0.0.1:8080 --pid 1234 --no-baseline
+
+What it does (loopback only, bounded: --duration seconds per endpoint, default 10):
+ 1. Baseline: starts bench/baseline_app.py (bare Starlette + orjson, ~2 KB JSON) under uvicorn
+    with the runtime's settings (1 process, uvloop/httptools as installed, access log off) and
+    loads it with wrk. That figure is the ceiling every endpoint is compared with.
+ 2. Runtime: starts `python -m runtime_api` under a temporary ONLYTRADE_ROOT (copies of agents/ and
+    data/replay/, as tests/e2e/server.py does) with every agent seeded and cycling continuously
+    (REPLAY_SPEED=600, AGENT_DECISION_EVERY_BARS=2: ~5 cycles/s), or targets --base.
+    First it watches --idle-seconds of cycling with no load (event-loop stalls caused by the
+    cycles alone), then loads each viewer endpoint with wrk.
+ 3. With --compare-paused it pauses the agents (control API) and loads every endpoint again, so
+    the cost of cycling on viewer reads is visible.
+
+wrk runs with --connections (64) connections on 1 thread, pinned to CPU 0 with taskset; each
+server is pinned to CPU 1 (its worker threads too). Latency percentiles come from a wrk Lua
+`done()` hook (bench/wrk_report.lua). Targets: req/s >= 70 % of the baseline, p99 < 15 ms, no
+non-2xx answers, no event-loop stall > 20 ms during the run (runtime's own /api/agent/runtime/status
+`event_loop`). Always exits 0; prints the figures (and writes them as JSON with --json).
+
+Install wrk: `apt-get update && apt-get install -y wrk` (Debian package `wrk`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    BENCH, TOKEN, baseline_proc, cpu_seconds, free_port, get_json, have_taskset, loop_stats, make_root, mb,
+    pin_prefix, proc_status, require_loopback, runtime_proc, total_cycles,
+)
+
+ENDPOINTS = [
+    "/health",
+    "/api/traders",
+    "/api/competition",
+    "/api/replay/runtime/status",
+    "/api/account?trader_id=t_001",
+    "/api/positions/history?trader_id=demo_momentum&limit=100",
+    "/api/rooms/t_001/stream-packet?decision_limit=5",
+]
+CEILING_REFERENCE_RPS = 8400.0  # the project's stated ceiling, used when no baseline is measured
+TARGET_SHARE = 0.70
+TARGET_P99_MS = 15.0
+STALL_MS = 20.0
+SERVER_CPU, WRK_CPU = 1, 0
+
+
+def run_wrk(url: str, *, duration: float, connections: int, threads: int, cpu: int | None) -> dict:
+    argv = [*pin_prefix(cpu), "wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, int(round(duration)))}s",
+            "--timeout", "5s", "-s", str(BENCH / "wrk_report.lua"), url]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
+    for line in out.stdout.splitlines():
+        if line.startswith("WRK_JSON "):
+            r = json.loads(line[len("WRK_JSON "):])
+            secs = r["duration_us"] / 1e6
+            r["rps"] = r["requests"] / secs if secs else 0.0
+            r["non_2xx"] = r["errors"]["status"]
+            r["socket_errors"] = sum(v for k, v in r["errors"].items() if k != "status")
+            return r
+    raise RuntimeError(f"wrk gave no result (exit {out.returncode}):\n{out.stdout}\n{out.stderr}")
+
+
+def ms(us: float | None) -> str:
+    return "-" if us is None else f"{us / 1000:.2f}"
+
+
+def delta(after: dict | None, before: dict | None, key: str):
+    if not after or not before or after.get(key) is None or before.get(key) is None:
+        return None
+    return after[key] - before[key]
+
+
+def control(base: str, action: str) -> int:
+    import urllib.request
+
+    req = urllib.request.Request(
+        base + "/api/agent/runtime/control", data=json.dumps({"action": action}).encode(), method="POST",
+        headers={"content-type": "application/json", "x-control-token": TOKEN},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status
+    except Exception as exc:  # noqa: BLE001 - reported, not fatal
+        return getattr(exc, "code", 0)
+
+
+def bench_baseline(args, cpu: int | None) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="onlytrade-baseline-"))
+    proc = baseline_proc(work, free_port(), cpu=cpu).start()
+    try:
+        proc.wait_ready("/_loop")
+        if args.warmup:
+            run_wrk(proc.base + "/", duration=args.warmup, connections=args.connections, threads=args.threads, cpu=WRK_CPU if cpu is not None else None)
+        _, before = get_json(proc.base, "/_loop")
+        r = run_wrk(proc.base + "/", duration=args.duration, connections=args.connections, threads=args.threads, cpu=WRK_CPU if cpu is not None else None)
+        _, after = get_json(proc.base, "/_loop")
+        lb, la = (before or {}).get("data", {}).get("event_loop"), (after or {}).get("data", {}).get("event_loop")
+        r["loop_stalls"] = delta(la, lb, "stalls_over_20ms")
+        r["loop_after"] = la
+        r["rss_kb"] = proc_status(proc.pid).get("VmRSS")
+        return r
+    finally:
+        proc.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def bench_endpoints(args, base: str, pid: int | None, pinned: bool, label: str) -> list[dict]:
+    rows = []
+    for path in args.endpoints:
+        status, _ = get_json(base, path)
+        row: dict = {"endpoint": path, "pass": label}
+        if status != 200:
+            row["skipped"] = f"HTTP {status or 'no answer'} before load; skipped"
+            rows.append(row)
+            print(f"  {path}: {row['skipped']}", flush=True)
+            continue
+        lb, cb, cpu_b = loop_stats(base), total_cycles(base), cpu_seconds(pid)
+        r = run_wrk(base + path, duration=args.duration, connections=args.connections, threads=args.threads,
+                    cpu=WRK_CPU if pinned else None)
+        la, ca, cpu_a = loop_stats(base), total_cycles(base), cpu_seconds(pid)
+        row.update(r)
+        row["loop_stalls"] = delta(la, lb, "stalls_over_20ms")
+        row["loop_samples"] = delta(la, lb, "samples")
+        row["loop_after"] = la
+        row["cycles"] = None if ca is None or cb is None else ca - cb
+        row["server_cpu_s"] = None if cpu_a is None or cpu_b is None else round(cpu_a - cpu_b, 2)
+        row["rss_kb"] = proc_status(pid).get("VmRSS")
+        rows.append(row)
+        print(f"  {path}: {r['rps']:.0f} req/s p50 {ms(r['latency_us']['p50'])} ms p99 {ms(r['latency_us']['p99'])} ms"
+              f" stalls>20ms {row['loop_stalls']} cycles {row['cycles']}", flush=True)
+    return rows
+
+
+def verdict(row: dict, ceiling: float) -> tuple[str, list[str]]:
+    why = []
+    if row["rps"] < TARGET_SHARE * ceiling:
+        why.append(f"req/s < {TARGET_SHARE:.0%}")
+    if row["latency_us"]["p99"] / 1000 >= TARGET_P99_MS:
+        why.append(f"p99 >= {TARGET_P99_MS:.0f} ms")
+    if row.get("non_2xx") or row.get("socket_errors"):
+        why.append(f"{row.get('non_2xx', 0)} non-2xx, {row.get('socket_errors', 0)} socket errors")
+    return ("PASS" if not why else "FAIL"), why
+
+
+def print_table(title: str, rows: list[dict], ceiling: float) -> None:
+    print(f"\n{title}")
+    hdr = f"{'endpoint':58} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'%base':>6} {'target':>6} {'stalls>20ms':>11} {'cycles':>6}  notes"
+    print(hdr)
+    print("-" * len(hdr))
+    for row in rows:
+        if row.get("skipped"):
+            print(f"{row['endpoint']:58} {'-':>8} {'-':>7} {'-':>7} {'-':>6} {'skip':>6} {'-':>11} {'-':>6}  {row['skipped']}")
+            continue
+        v, why = verdict(row, ceiling)
+        stalls = row.get("loop_stalls")
+        notes = "; ".join(why + ([f"{stalls} loop stalls"] if stalls else []))
+        print(f"{row['endpoint']:58} {row['rps']:8.0f} {ms(row['latency_us']['p50']):>7} {ms(row['latency_us']['p99']):>7}"
+              f" {100 * row['rps'] / ceiling:5.0f}% {v:>6} {('-' if stalls is None else stalls):>11} {('-' if row.get('cycles') is None else row['cycles']):>6}  {notes}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--base", help="target a runtime already running on loopback instead of starting one")
+    ap.add_argument("--pid", type=int, help="with --base: the server's pid, for RSS and CPU figures")
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds of load per endpoint (1-120)")
+    ap.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load first (0 to skip)")
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=1, help="wrk threads")
+    ap.add_argument("--idle-seconds", type=float, default=10.0, help="cycling with no load, for the loop baseline")
+    ap.add_argument("--endpoint", dest="endpoints", action="append", help="repeatable; default: the viewer set")
+    ap.add_argument("--no-baseline", action="store_true", help=f"skip the ceiling run (compare with {CEILING_REFERENCE_RPS:.0f} req/s)")
+    ap.add_argument("--compare-paused", action="store_true", help="rerun every endpoint with the agents paused")
+    ap.add_argument("--no-pin", action="store_true", help="do not use taskset")
+    ap.add_argument("--json", help="also write every figure to this file")
+    args = ap.parse_args()
+    args.duration = min(120.0, max(1.0, args.duration))
+    args.warmup = min(30.0, max(0.0, args.warmup))
+    args.idle_seconds = min(120.0, max(0.0, args.idle_seconds))
+    args.connections = min(1024, max(1, args.connections))
+    args.endpoints = args.endpoints or ENDPOINTS
+
+    if shutil.which("wrk") is None:
+        print("wrk is not installed. Install it with:  apt-get update && apt-get install -y wrk")
+        sys.exit(0)
+
+    pinned = have_taskset() and not args.no_pin
+    server_cpu = SERVER_CPU if pinned else None
+    if pinned:
+        print(f"pinning: wrk on CPU {WRK_CPU}, {'the started servers' if not args.base else 'nothing else (--base server not pinned)'} on CPU {SERVER_CPU} (taskset)")
+    else:
+        print("pinning: none (taskset missing, fewer than 2 CPUs, or --no-pin); wrk and the server share the CPUs")
+    print(f"load: wrk -t{args.threads} -c{args.connections} -d{args.duration:.0f}s per endpoint, loopback only; "
+          f"uvicorn: 1 process, loop/http auto (uvloop/httptools), access log off")
+
+    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "pinned": pinned, "args": vars(args), "cpus": os.cpu_count()}
+    ceiling = CEILING_REFERENCE_RPS
+    if not args.no_baseline:
+        print("\nbaseline (bare Starlette + orjson, 2 KB JSON) ...", flush=True)
+        try:
+            b = bench_baseline(args, server_cpu)
+            ceiling = b["rps"]
+            results["baseline"] = b
+            print(f"  {b['rps']:.0f} req/s p50 {ms(b['latency_us']['p50'])} ms p99 {ms(b['latency_us']['p99'])} ms"
+                  f" loop stalls>20ms {b['loop_stalls']} RSS {mb(b['rss_kb'])}", flush=True)
+        except Exception as exc:  # noqa: BLE001
+            print(f"  baseline failed: {exc}; comparing with the reference {CEILING_REFERENCE_RPS:.0f} req/s")
+    results["ceiling_rps"] = ceiling
+
+    proc = None
+    root = None
+    try:
+        if args.base:
+            require_loopback(args.base)
+            base, pid = args.base.rstrip("/"), args.pid
+        else:
+            root = make_root()
+            proc = runtime_proc(root, free_port(), cpu=server_cpu).start()
+            results["boot_to_ready_s"] = round(proc.wait_ready(), 3)
+            base, pid = proc.base, proc.pid
+            print(f"\nruntime: {base} pid {pid} root {root} ready in {results['boot_to_ready_s']:.3f} s", flush=True)
+
+        if args.idle_seconds:
+            lb, cb = loop_stats(base), total_cycles(base)
+            time.sleep(args.idle_seconds)
+            la, ca = loop_stats(base), total_cycles(base)
+            results["idle"] = {"seconds": args.idle_seconds, "loop_stalls": delta(la, lb, "stalls_over_20ms"),
+                               "loop_after": la, "cycles": None if ca is None or cb is None else ca - cb,
+                               "rss_kb": proc_status(pid).get("VmRSS")}
+            print(f"idle cycling {args.idle_seconds:.0f} s (no load): cycles {results['idle']['cycles']},"
+                  f" loop stalls>20ms {results['idle']['loop_stalls']}, loop {la}", flush=True)
+
+        if args.warmup:
+            run_wrk(base + "/health", duration=args.warmup, connections=args.connections, threads=args.threads, cpu=WRK_CPU if pinned else None)
+
+        start_cycles, start_loop, t0 = total_cycles(base), loop_stats(base), time.monotonic()
+        print("\nviewer reads while agents cycle:", flush=True)
+        rows = bench_endpoints(args, base, pid, pinned, "cycling")
+        results["cycling"] = rows
+        end_cycles, end_loop = total_cycles(base), loop_stats(base)
+        results["cycling_summary"] = {
+            "cycles": None if end_cycles is None or start_cycles is None else end_cycles - start_cycles,
+            "seconds": round(time.monotonic() - t0, 1),
+            "loop_stalls": delta(end_loop, start_loop, "stalls_over_20ms"),
+            "loop_after": end_loop,
+            "status": proc_status(pid),
+        }
+
+        if args.compare_paused:
+            code = control(base, "pause")
+            print(f"\nagents paused (control HTTP {code}); the same reads with no cycles:", flush=True)
+            results["paused"] = bench_endpoints(args, base, pid, pinned, "paused")
+            control(base, "resume")
+    finally:
+        if proc is not None:
+            code = proc.stop()
+            results["exit_code"] = code
+        if root is not None:
+            shutil.rmtree(root, ignore_errors=True)
+
+    print("\n==================== results ====================")
+    print(f"date {results['date']}; {'wrk CPU 0 / server CPU 1 (taskset)' if pinned else 'not pinned'};"
+          f" {args.connections} connections, {args.duration:.0f} s per endpoint")
+    b = results.get("baseline")
+    if b:
+        print(f"baseline bare Starlette+orjson 2 KB: {b['rps']:.0f} req/s, p50 {ms(b['latency_us']['p50'])} ms,"
+              f" p99 {ms(b['latency_us']['p99'])} ms, loop stalls>20ms during load {b['loop_stalls']}"
+              f" (its loop probe after: {b.get('loop_after')}), RSS {mb(b['rss_kb'])}")
+    print(f"target: >= {TARGET_SHARE:.0%} of {ceiling:.0f} = {TARGET_SHARE * ceiling:.0f} req/s and p99 < {TARGET_P99_MS:.0f} ms")
+    print_table("runtime, agents cycling:", results["cycling"], ceiling)
+    if results.get("paused"):
+        print_table("runtime, agents paused (for comparison):", results["paused"], ceiling)
+    s = results["cycling_summary"]
+    st = s["status"]
+    print(f"\ncycles completed during the load runs: {s['cycles']} in {s['seconds']} s"
+          f" ({(s['cycles'] or 0) / max(s['seconds'], 1e-9):.1f}/s)")
+    if results.get("idle"):
+        i = results["idle"]
+        print(f"idle cycling (no load) {i['seconds']:.0f} s: {i['cycles']} cycles, loop stalls>20ms {i['loop_stalls']}")
+    print(f"event loop (server, last 60 s window, max since boot): {s['loop_after']}; stalls>20ms during the load runs: {s['loop_stalls']}")
+    print(f"server RSS after the runs: {mb(st.get('VmRSS'))} (peak VmHWM {mb(st.get('VmHWM'))}, {st.get('Threads', '-')} threads)"
+          f" — target < 150 MB: {'PASS' if st.get('VmRSS') and st['VmRSS'] < 150 * 1024 else ('-' if not st.get('VmRSS') else 'FAIL')}")
+    if "boot_to_ready_s" in results:
+        print(f"boot to ready (this run): {results['boot_to_ready_s']:.3f} s")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+        print(f"figures written to {args.json}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:  # noqa: BLE001 - the brief: exit 0 regardless, print what happened
+        print(f"viewer_reads: aborted: {type(exc).__name__}: {exc}")
+    sys.exit(0)

@@ -1,0 +1,93 @@
+"""Live preflight: every check an operator needs green before going live, each with a level and reason.
+
+Levels: PASS, WARN (go-live possible, but look), FAIL (do not go live). The verdict `ok` is true
+when nothing FAILs. It reads state and probes the LLM; it never writes anything.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import anyio
+import httpx
+
+from .freshness import FreshnessCache, run_checks
+
+LLM_PROBE_TIMEOUT_S = 3.0
+
+
+def check(ok: bool, reason: str | None = None, *, warn: bool = False, **extra: Any) -> dict:
+    level = "PASS" if ok else ("WARN" if warn else "FAIL")
+    return {"ok": ok or warn, "level": level, "reason": reason if not ok else None, **extra}
+
+
+async def probe_llm(settings) -> tuple[bool, str | None]:
+    """GET {base}/models: answers without spending tokens on any OpenAI-compatible server."""
+    url = settings.openai_base_url.rstrip("/") + "/models"
+    try:
+        async with httpx.AsyncClient(timeout=LLM_PROBE_TIMEOUT_S) as client:
+            resp = await client.get(url, headers={"Authorization": f"Bearer {settings.openai_api_key}"})
+    except httpx.TimeoutException:
+        return False, "llm_timeout"
+    except httpx.HTTPError:
+        return False, "llm_unreachable"
+    if resp.status_code >= 400:
+        return False, f"llm_http_{resp.status_code}"
+    return True, None
+
+
+async def live_preflight(ctx) -> dict:
+    s = ctx.settings
+    svc = ctx.svc
+    now_ms = int(time.time() * 1000)
+    cache = ctx.extra.setdefault("freshness_cache", FreshnessCache())
+    fresh = await anyio.to_thread.run_sync(lambda: run_checks(s, now_ms, cache=cache))
+    rows = {r["label"]: r for r in fresh["checks"]}
+    frames = rows.get("cn_a_frames") or {}
+    others_failing = [r["label"] for r in fresh["checks"] if r["required"] and not r["ok"] and r["label"] != "cn_a_frames"]
+
+    registered = svc.registry.registered()
+    running = svc.registry.running_ids()
+    gate = ctx.runtime.gate  # read-only: preflight never re-evaluates or resumes anything (W5)
+    expected = s.live_preflight_expected_registry_count
+    registry_ok = len(registered) >= expected if expected > 0 else len(registered) > 0
+
+    errored = svc.memory.errored()
+    unreadable = {}
+    for rec in registered:
+        if rec["agent_id"] in errored:
+            unreadable[rec["agent_id"]] = errored[rec["agent_id"]]
+    kill = svc.kill_switch.snapshot()
+
+    if not s.agent_llm_enabled:
+        llm = check(False, "heuristic_only: AGENT_LLM_ENABLED=false", warn=True, model=None)
+    elif not s.openai_api_key:
+        llm = check(False, "llm_enabled_but_no_api_key: the heuristic decides", warn=True, model=s.decision_model)
+    else:
+        answering, reason = await probe_llm(s)
+        llm = check(answering, reason, model=s.decision_model)
+
+    checks = {
+        "data_mode": check(s.live_mode, "runtime_data_mode_is_replay", expected="live_file", actual=s.runtime_data_mode),
+        "strict_live_mode": check(s.strict_live_mode, "strict_live_mode_off", expected=True, actual=s.strict_live_mode),
+        "freshness": {
+            **check(bool(frames.get("ok")), frames.get("error") or ("cn_a_frames_stale" if frames else "cn_a_frames_missing")),
+            "markets": {"cn_a": frames, "us": rows.get("us_frames")},
+            "supplemental": check(not others_failing, "stale_or_missing: " + ",".join(others_failing), warn=True),
+            "checks": fresh["checks"],
+        },
+        "registry_count": {
+            **check(registry_ok, "too_few_registered_agents"),
+            "registered_count": len(registered),
+            "running_count": len(running),
+            "active_count": len(gate.get("active_trader_ids") or []),
+            "expected_min_count": expected if expected > 0 else 1,
+        },
+        "market_gate": {**check(bool(gate.get("enabled")), "session_gate_disabled"), "state": gate},
+        "snapshots": {**check(not unreadable, "corrupt_snapshots"), "errored": unreadable, "checked": len(registered)},
+        "kill_switch": {**check(not kill["active"], "kill_switch_active"), "sources": kill["sources"], "reason": kill["reason"]},
+        "control_token": check(s.control_token_configured, "control_token_not_configured"),
+        "llm": llm,
+    }
+    return {"ok": all(c["ok"] for c in checks.values()), "ts_ms": now_ms, "checks": checks}
