@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test install install-test
+.PHONY: run test install install-test browser
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -24,8 +24,15 @@ install-test: $(BIN)/python
 
 ## Install and start the runtime on the shipped replay data, with every shipped agent registered and trading.
 run: install .env.local
-	ONLYTRADE_SEED_AGENTS=$${ONLYTRADE_SEED_AGENTS:-all} HOST=$(HOST) PORT=$(PORT) $(BIN)/onlytrade-runtime
+	ONLYTRADE_SEED_AGENTS=$${ONLYTRADE_SEED_AGENTS:-all} AGENT_FLAT_ENTRY_ENABLED=$${AGENT_FLAT_ENTRY_ENABLED:-true} \
+	  HOST=$(HOST) PORT=$(PORT) $(BIN)/onlytrade-runtime
+
+# The browser tests drive Debian's chromium; install it when we can (root), else they skip and say so.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
+	  echo "chromium not installable here: browser tests will be skipped"
 
 ## Install the test extras and run the whole suite.
-test: install-test
+test: install-test browser
 	$(BIN)/python -m pytest

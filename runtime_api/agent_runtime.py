@@ -33,6 +33,7 @@ DecisionListener = Callable[[str, dict, dict], Awaitable[None] | None]
 HISTORY_LIMIT = 120
 INTRADAY_BARS = 180
 DAILY_BARS = 180
+MANIFEST_RESCAN_S = 30.0
 
 
 def iso_now() -> str:
@@ -437,6 +438,17 @@ class AgentRuntime:
                     last_cycle = now
                     if self.running:
                         self.spawn(self.run_cycle())
+
+    async def maintain(self, every_s: float = MANIFEST_RESCAN_S) -> None:
+        """Pick up manifest edits (new agents, changed pools) off the request path (W19)."""
+        while not self._stopping:
+            await asyncio.sleep(every_s)
+            try:
+                if await anyio.to_thread.run_sync(self.svc.registry.rescan):
+                    self.refresh_gate()
+                    self.bump()
+            except Exception:
+                log.exception("manifest rescan failed")
 
     def note_replay_step(self) -> None:
         self._bars_since_cycle = 0

@@ -58,13 +58,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ctx.runtime.refresh_gate()
         loop_task = asyncio.create_task(ctx.runtime.run_forever(), name="agent-runtime")
         monitor_task = asyncio.create_task(ctx.loop_monitor.run(), name="loop-monitor")
+        rescan_task = asyncio.create_task(ctx.runtime.maintain(), name="manifest-rescan")
         ctx.ready = True
         try:
             yield
         finally:
             ctx.ready = False
             await ctx.runtime.drain(SHUTDOWN_DRAIN_S)
-            for task in (loop_task, monitor_task):
+            for task in (loop_task, monitor_task, rescan_task):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

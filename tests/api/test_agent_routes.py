@@ -97,3 +97,17 @@ async def test_unregistered_agent_has_no_audit(two):
     assert_error(await two.get("/api/agents/t_002/decision-audit/day", params={"day_key": "2026-2-1"}), 400, "invalid_day_key")
     day = data_of(await two.get("/api/agents/t_002/decision-audit/day", params={"day_key": "2026-02-14"}))
     assert day == {"trader_id": "t_002", "day_key": "2026-02-14", "count": 0, "records": []}
+
+
+async def test_manifest_edits_are_picked_up_by_the_rescan_not_by_reads(two, tmp_path):
+    import orjson
+
+    data_of(await two.control("/api/agents/t_002/register"))
+    manifest = tmp_path / "root" / "agents" / "t_002" / "agent.json"
+    m = orjson.loads(manifest.read_bytes())
+    m["agent_name"] = "Renamed Rebound"
+    manifest.write_bytes(orjson.dumps(m))
+    assert data_of(await two.get("/api/traders"))[0]["trader_name"] == "Value Rebound"  # reads never rescan
+    changed = two.ctx.svc.registry.rescan()
+    assert changed is True
+    assert data_of(await two.get("/api/traders"))[0]["trader_name"] == "Renamed Rebound"
