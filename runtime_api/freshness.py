@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from runtime_api.settings import Settings
+from runtime_api.settings import Settings, display_path
 
 # `check-live-freshness --strict` exits with this when a required check fails.
 EXIT_REQUIRED_STALE = 2
@@ -58,14 +58,6 @@ DEFAULT_CHECKS: tuple[FileCheck, ...] = (
     FileCheck("us_news_digest", "news_digest_path_us", "news_digest_stale_ms", False),
     FileCheck("us_market_breadth", "market_breadth_path_us", "market_breadth_stale_ms", False),
 )
-
-
-def display_path(settings: Settings, path: Path) -> str:
-    """A path for public output: relative to the root, else the bare file name; never absolute."""
-    try:
-        return Path(path).resolve().relative_to(settings.root).as_posix()
-    except ValueError:
-        return Path(path).name
 
 
 def _ts_value_ms(value: Any) -> int | None:

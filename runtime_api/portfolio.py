@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from .numbers import finite
 
 SHANGHAI = timezone(timedelta(hours=8))  # no DST since 1991, so a fixed offset is exact
 DEFAULT_BALANCE = 100000
@@ -26,13 +27,8 @@ ACTIONS_CAP = 30
 
 def num(value: Any, default: float = 0.0) -> float:
     """JS `Number(value)` with a fallback for anything non-finite or non-numeric."""
-    if isinstance(value, bool) or value is None:
-        return default
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return default
-    return out if math.isfinite(out) else default
+    parsed = finite(value)
+    return default if parsed is None else parsed
 
 
 def rnd(value: float, digits: int = 2) -> float | int:

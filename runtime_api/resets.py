@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 
 from .errors import ApiError, bad_request
-from .services import display_path
+from .settings import display_path
 from .session_calendar import market_of_exchange
 
 

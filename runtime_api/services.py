@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .journal import AuditLog, DecisionLog
 from .kill_switch import KillSwitch
@@ -17,7 +16,7 @@ from .market.service import MarketDataService
 from .market.supplemental import ReplayBreadthSeries
 from .memory import MemoryStore
 from .registry import AgentRegistry
-from .settings import Settings
+from .settings import Settings, display_path
 
 log = logging.getLogger("onlytrade.boot")
 
@@ -56,14 +55,6 @@ class Services:
     live: LiveProviders
     replay_breadth: ReplayBreadthSeries | None
     boot_ms: int
-
-
-def display_path(settings: Settings, path: Path) -> str:
-    """A path as shown to viewers: relative to the root, never absolute (W17)."""
-    try:
-        return str(Path(path).resolve().relative_to(settings.root))
-    except ValueError:
-        return Path(path).name
 
 
 def _live_providers(settings: Settings) -> LiveProviders:

@@ -285,6 +285,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def display_path(settings: Settings, path: Path) -> str:
+    """A path for public output: relative to the root, else the bare file name; never absolute (W17)."""
+    try:
+        return Path(path).resolve().relative_to(settings.root).as_posix()
+    except ValueError:
+        return Path(path).name
+
+
 def read_env_file(file: Path) -> dict[str, str]:
     """Parse KEY=VALUE lines as the Node runtime does (# comments, quotes stripped, \\n unescaped)."""
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from typing import Any
+from runtime_api.numbers import finite
 
 HORIZONS = (
     ("past_6m", "past 6 months", 126),
@@ -30,15 +31,7 @@ def js_round(value: float | None, digits: int) -> float | None:
     return math.floor(value * scale + 0.5) / scale
 
 
-def number(value: Any) -> float | None:
-    """A finite float, or None for anything missing or non-numeric."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        parsed = float(value)
-    except (TypeError, ValueError):
-        return None
-    return parsed if math.isfinite(parsed) else None
+number = finite  # re-exported for the decision modules
 
 
 def _bar(frame: dict, key: str) -> float | None:

@@ -8,7 +8,6 @@ string is cleaned: control and invisible characters removed, chat-template / rol
 from __future__ import annotations
 
 import bisect
-import math
 import re
 import unicodedata
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 from runtime_api.session_calendar import trading_day_of
 from runtime_api.storage import read_json
+from ..numbers import finite
 
 TITLE_MAX_CHARS = 160
 BRIEF_MAX_CHARS = 400
@@ -54,14 +54,7 @@ def clean_prompt_text(value: Any, max_chars: int = TITLE_MAX_CHARS) -> str:
     return text
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
+_number = finite
 
 
 def normalize_breadth(payload: Any) -> dict | None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ..control import ControlCall, control_route, read_route
 from ..errors import ApiError, bad_request
+from ..numbers import finite
 from ..responses import ok
 
 
@@ -67,12 +66,12 @@ async def post_replay_control(call: ControlCall) -> Response:
         # A manual step always forces one decision cycle, even below the bar cadence.
         cycle = await ctx.runtime.run_cycle(force=True)
     elif action == "set_speed":
-        speed = _finite(body.get("speed"))
+        speed = finite(body.get("speed"))
         if speed is None:
             raise bad_request("invalid_speed", "speed must be a number")
         replay.set_speed(speed)
     elif action == "set_cursor":
-        cursor = _finite(body.get("cursor_index"))
+        cursor = finite(body.get("cursor_index"))
         if cursor is None:
             raise bad_request("invalid_cursor_index", "cursor_index must be a number")
         replay.set_cursor(cursor)
@@ -89,15 +88,6 @@ async def post_replay_control(call: ControlCall) -> Response:
         data["cycle"] = cycle
     return ok(data)
 
-
-def _finite(value) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 routes = [
