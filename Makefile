@@ -30,7 +30,7 @@ run: install .env.local
 # The browser tests drive Debian's chromium; install it when we can (root), else they skip and say so.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null) ; } || \
 	  echo "chromium not installable here: browser tests will be skipped"
 
 ## Install the test extras and run the whole suite.

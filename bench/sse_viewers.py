@@ -1,8 +1,13 @@
 """Room SSE fan-out benchmark: N concurrent viewers of one room, one decision, delivery latency.
 
-Runs against a server you started yourself, on loopback only:
+Runs against a server you started yourself, on loopback only, or starts the real runtime itself:
 
     python bench/sse_viewers.py --base http://127.0.0.1:8080 --room t_001 --viewers 100 --viewers 1000
+    python bench/sse_viewers.py --spawn --room demo_momentum --viewers 100 --viewers 1000
+
+With --spawn it runs `python -m runtime_api` under a temporary root (copies of agents/ and
+data/replay/), seeds only --room, pauses the replay so that only the benchmark's step decides,
+and stops the server afterwards.
 
 For each viewer count it opens that many `/api/rooms/<room>/events` streams, waits until every
 one has its initial `stream_packet`, triggers one decision (POST /api/agent/runtime/control
@@ -20,6 +25,7 @@ import asyncio
 import contextlib
 import os
 import resource
+import shutil
 import statistics
 import sys
 import time
@@ -29,6 +35,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import TOKEN as SPAWN_TOKEN  # noqa: E402
+from _common import free_port, make_root, runtime_proc  # noqa: E402
 
 MAX_VIEWERS = 5000
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -207,7 +218,8 @@ def print_table(results: list[dict], pid: int | None) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--base", required=True, help="server URL, loopback only (http://127.0.0.1:PORT)")
+    parser.add_argument("--base", help="server URL, loopback only (http://127.0.0.1:PORT)")
+    parser.add_argument("--spawn", action="store_true", help="start the runtime under a temporary root instead")
     parser.add_argument("--room", default="t_001")
     parser.add_argument("--viewers", type=int, action="append", help="viewer count; repeat for several rounds")
     parser.add_argument("--token", default=os.environ.get("ONLYTRADE_CONTROL_TOKEN", ""))
@@ -217,14 +229,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each phase")
     parser.add_argument("--settle", type=float, default=1.0, help="seconds before measuring RSS after closing")
     args = parser.parse_args(argv)
-    args.base = args.base.rstrip("/")
     args.viewers = args.viewers or [100]
-    parts = urlsplit(args.base)
-    if parts.scheme != "http" or parts.hostname not in LOOPBACK:
-        parser.error("--base must be an http:// loopback URL")
     if any(not 1 <= n <= MAX_VIEWERS for n in args.viewers):
         parser.error(f"--viewers must be within 1..{MAX_VIEWERS}")
-    args.port = parts.port or 80
+    if args.spawn == bool(args.base):
+        parser.error("give either --base or --spawn")
+    if args.base:
+        args.base = args.base.rstrip("/")
+        parts = urlsplit(args.base)
+        if parts.scheme != "http" or parts.hostname not in LOOPBACK:
+            parser.error("--base must be an http:// loopback URL")
+        args.port = parts.port or 80
     return args
 
 
@@ -243,10 +258,29 @@ async def main_async(args: argparse.Namespace) -> list[dict]:
     return results
 
 
+@contextlib.contextmanager
+def spawned_runtime(args: argparse.Namespace):
+    """The real runtime on a free loopback port, seeded with the room's agent, replay paused."""
+    root = make_root()
+    proc = runtime_proc(root, free_port(), env={"ONLYTRADE_SEED_AGENTS": args.room, "REPLAY_SPEED": "1"})
+    try:
+        proc.start()
+        proc.wait_ready()
+        paused = httpx.post(f"{proc.base}/api/replay/runtime/control", json={"action": "pause"},
+                            headers={"x-control-token": SPAWN_TOKEN}, timeout=10)
+        paused.raise_for_status()
+        args.base, args.port, args.pid, args.token = proc.base, int(proc.base.rsplit(":", 1)[1]), proc.pid, SPAWN_TOKEN
+        yield proc
+    finally:
+        proc.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    raise_fd_limit(max(args.viewers) + 256)
-    results = asyncio.run(main_async(args))
+    raise_fd_limit(max(args.viewers) + 256)  # before --spawn, so the server inherits it
+    with spawned_runtime(args) if args.spawn else contextlib.nullcontext():
+        results = asyncio.run(main_async(args))
     return 0 if all(r["delivered"] == r["viewers"] for r in results) else 1
 
 

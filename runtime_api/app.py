@@ -17,6 +17,7 @@ from .control import ControlAudit
 from .errors import ApiError
 from .responses import fail
 from .routes import all_routes
+from .routes.rooms import install_viewer_streams
 from .services import build_services
 from .settings import Settings
 
@@ -43,6 +44,7 @@ def build_context(settings: Settings) -> AppContext:
     svc = build_services(settings)
     ctx = AppContext(settings=settings, svc=svc, runtime=AgentRuntime(svc))
     ctx.control_audit = ControlAudit(settings.resolve(settings.runtime_state_dir) / "control-audit.jsonl")
+    install_viewer_streams(ctx)  # ctx.extra["viewer_streams"]; listens to every decision
     if svc.kill_switch.active:
         log.warning("kill switch active at boot (sources: %s): no cycles until it is cleared", ",".join(svc.kill_switch.sources()))
     return ctx
@@ -64,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield
         finally:
             ctx.ready = False
+            await ctx.extra["viewer_streams"].close()
             await ctx.runtime.drain(SHUTDOWN_DRAIN_S)
             for task in (loop_task, monitor_task, rescan_task):
                 task.cancel()

@@ -58,14 +58,36 @@ def run(environ=None) -> int:
     # uvicorn drains (lifespan shutdown waits for the in-flight cycle), then re-raises the signal
     # it caught; this handler turns that into a clean exit 0 for systemd.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(EXIT_OK))
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False,
+        timeout_graceful_shutdown=15, lifespan="on",
+    )
+    server = _graceful_server(config, on_exit=app.state.ctx.extra["viewer_streams"].end_streams_soon)
     try:
-        uvicorn.run(
-            app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False,
-            timeout_graceful_shutdown=15, lifespan="on",
-        )
+        server.run()
+    except KeyboardInterrupt:  # the re-raised SIGINT after a graceful stop, as uvicorn.run treats it
+        pass
     finally:
         instance_lock.release()
+    if not server.started:
+        return EXIT_BOOT_FAILED  # uvicorn has logged why (e.g. the port is taken)
     return EXIT_OK
+
+
+def _graceful_server(config, *, on_exit):
+    """uvicorn's server, ending open SSE streams (`event: bye`) as soon as a shutdown signal arrives.
+
+    Viewers never hang up on their own, so without this the graceful drain would wait its whole
+    timeout on them; ended streams let it finish at once and the browsers reconnect elsewhere.
+    """
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            on_exit()
+            super().handle_exit(sig, frame)
+
+    return GracefulServer(config)
 
 
 def main() -> None:

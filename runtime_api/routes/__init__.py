@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from . import agents, decisions, dev, health, market, ops, replay, runtime, traders
+from . import agents, decisions, dev, health, market, ops, pages, replay, rooms, runtime, traders
 
 
 def all_routes() -> list:
-    return [
+    api = [
         *health.routes,
         *agents.routes,
         *traders.routes,
@@ -16,4 +16,6 @@ def all_routes() -> list:
         *market.routes,
         *dev.routes,
         *ops.routes,
+        *rooms.routes,
     ]
+    return [*api, *pages.routes, pages.prefixed(api)]

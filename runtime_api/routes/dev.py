@@ -41,6 +41,7 @@ async def post_factory_reset(call: ControlCall) -> Response:
     backup = await resets.backup(ctx, ids)
     snapshots = await resets.reset_agents(ctx, ids, memory=True, positions=False, stats=False)
     runtime.reset_history(None)
+    ctx.extra["viewer_streams"].state_changed()  # viewers see the reset at once
     return ok({
         "action": "factory_reset", "dry_run": False, "cursor_index": cursor, "use_warmup": use_warmup,
         "backup": backup,
@@ -63,6 +64,7 @@ async def post_reset_agent(call: ControlCall) -> Response:
                    "would_reset": resets.plan(ctx, [trader_id], **scopes)[0]})
     backup = await resets.backup(ctx, [trader_id])
     snapshot = (await resets.reset_agents(ctx, [trader_id], **scopes))[trader_id]
+    ctx.extra["viewer_streams"].state_changed(trader_id)  # its viewers see the reset at once
     return ok({"action": "reset_agent", "trader_id": trader_id, **flags, "dry_run": False, "backup": backup,
                "memory": snapshot})
 

@@ -120,6 +120,7 @@ async def post_runtime_control(call: ControlCall) -> Response:
         rt.set_decision_every_bars(_number(call.body, "decision_every_bars", "invalid_decision_every_bars"))
     else:
         raise bad_request("invalid_action", "action must be pause, resume, step, set_cycle_ms or set_decision_every_bars")
+    ctx.extra["viewer_streams"].state_changed()  # viewers see pause/resume at once
     data = {"action": action, "state": rt.state(), "metrics": dict(rt.metrics), "decision_every_bars": rt.decision_every_bars}
     if result is not None:
         data["cycle"] = result
@@ -140,6 +141,7 @@ async def post_kill_switch(call: ControlCall) -> Response:
     else:
         raise bad_request("invalid_action", "action must be activate or deactivate")
     ctx.runtime.bump()
+    ctx.extra["viewer_streams"].state_changed()  # every watched room shows the kill switch at once
     return ok({
         "action": action,
         "kill_switch": kill_switch_view(ctx),

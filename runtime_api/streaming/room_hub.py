@@ -5,7 +5,8 @@ cost of an event does not grow with the audience and a slow viewer is dropped, n
 for. The periodic `stream_packet` is built once per tick per room (at the largest
 `decision_limit` among its viewers) on a server-chosen interval: a viewer cannot make the
 room build faster (W19). Builds are single-flight per room, briefly cached, and invalidated
-by a new decision, so a herd of viewers refetching after a decision costs one build.
+by a new decision, so a herd of viewers refetching after a decision costs one build; `refresh`
+pushes a fresh packet to a room's viewers when its state changes (a decision, the kill switch).
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ class _Room:
     limit_counts: list[int] = field(default_factory=lambda: [0] * (MAX_DECISION_LIMIT + 1))
     left_at_ms: int | None = None
     ticker: asyncio.Task[None] | None = None
+    pusher: asyncio.Task[None] | None = None
+    push_requested: bool = False
     expiry: asyncio.TimerHandle | None = None
     flight: _Flight | None = None
     cache: Packet | None = None
@@ -151,6 +154,9 @@ class RoomHub:
         self._rooms: dict[str, _Room] = {}
         self._subscribers = 0
         self._closed = False
+        self.builds_running = 0
+        self.max_builds_running = 0
+        self.builds_started = 0
 
     @classmethod
     def from_settings(cls, settings: Any, *, build_packet: BuildPacket, **overrides: Any) -> RoomHub:
@@ -240,6 +246,30 @@ class RoomHub:
         for room in rooms:
             room.generation += 1
             room.cache = None
+
+    def refresh(self, room_id: str | None = None) -> None:
+        """The room's state changed (None: every room): rebuild its packet and push it to its viewers soon.
+
+        Pushes are coalesced per room: a change during a push's build makes it build once more.
+        """
+        self.invalidate(room_id)
+        if self._closed:
+            return
+        rooms = self._rooms.values() if room_id is None else filter(None, [self._rooms.get(room_id)])
+        for room in rooms:
+            if not room.viewers:
+                continue
+            room.push_requested = True
+            if room.pusher is None:
+                room.pusher = asyncio.create_task(self._push(room), name=f"room-push:{room.room_id}")
+
+    async def _push(self, room: _Room) -> None:
+        try:
+            while room.push_requested:
+                room.push_requested = False
+                await self._broadcast_packet(room)
+        finally:
+            room.pusher = None
 
     async def push_packet(self, room_id: str) -> int | None:
         """Build and broadcast a `stream_packet` now (e.g. after a kill switch), if anyone watches."""
@@ -333,8 +363,14 @@ class RoomHub:
         try:
             async with self._build_slots:
                 room.builds += 1
-                async with asyncio.timeout(self.build_timeout_ms / 1000):
-                    data = await self._build_packet(room.room_id, limit)
+                self.builds_started += 1
+                self.builds_running += 1
+                self.max_builds_running = max(self.max_builds_running, self.builds_running)
+                try:
+                    async with asyncio.timeout(self.build_timeout_ms / 1000):
+                        data = await self._build_packet(room.room_id, limit)
+                finally:
+                    self.builds_running -= 1
             packet = Packet(limit, generation, asyncio.get_running_loop().time(), data, to_json(data))
             if generation == room.generation:
                 room.cache = packet
@@ -359,7 +395,9 @@ class RoomHub:
         """One room's counters (None when the hub holds no state for it), or hub totals."""
         if room_id is None:
             return {"rooms": len(self._rooms), "subscribers": self._subscribers,
-                    "max_subscribers": self.max_subscribers, "closed": self._closed}
+                    "max_subscribers": self.max_subscribers, "closed": self._closed,
+                    "builds_started": self.builds_started, "builds_running": self.builds_running,
+                    "max_builds_running": self.max_builds_running}
         room = self._rooms.get(room_id)
         if room is None:
             return None
@@ -393,13 +431,14 @@ class RoomHub:
     async def close(self) -> None:
         """End every stream and stop every timer and build (shutdown)."""
         tasks = [task for room in self._rooms.values()
-                 for task in (room.ticker, room.flight and room.flight.task) if task is not None]
+                 for task in (room.ticker, room.pusher, room.flight and room.flight.task) if task is not None]
         self.end_streams()
         for room in self._rooms.values():
             if room.expiry is not None:
                 room.expiry.cancel()
                 room.expiry = None
             room.ticker = None
+            room.pusher = None
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -59,3 +59,18 @@ def test_bench_refuses_a_non_loopback_base():
     run = subprocess.run([sys.executable, "bench/sse_viewers.py", "--base", "http://example.com:80"],
                          cwd=REPO, capture_output=True, text=True, timeout=30)
     assert run.returncode == 2 and "loopback" in run.stderr
+
+
+def test_bench_spawns_the_real_runtime_and_reports_delivery():
+    run = subprocess.run(
+        [sys.executable, "bench/sse_viewers.py", "--spawn", "--room", "demo_momentum", "--viewers", "5",
+         "--timeout", "20", "--settle", "0.2"],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    row = run.stdout.splitlines()[3].split()
+    assert row[:3] == ["5", "5", "5"] and row[-2:] == ["200", "ok"]
+
+
+def test_bench_wants_a_base_or_spawn():
+    run = subprocess.run([sys.executable, "bench/sse_viewers.py"], cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert run.returncode == 2 and "--base or --spawn" in run.stderr

@@ -396,6 +396,54 @@ async def test_push_packet_broadcasts_now():
     await hub.close()
 
 
+async def test_refresh_pushes_a_fresh_packet_to_watched_rooms_only():
+    builder = PacketBuilder()
+    hub = make_hub(builder, packet_cache_ms=60_000)
+    sub = hub.subscribe("t_001")
+    await opened(sub)
+    hub.subscribe("t_002").end("disconnected")  # a room with state but no viewers
+    builds = len(builder.calls)
+    hub.refresh()
+    event = await next_event(sub)
+    assert event["event"] == "stream_packet" and event["data"]["build"] == builds + 1, "the cache was invalidated"
+    await asyncio.sleep(0.02)
+    assert [room for room, _ in builder.calls[builds:]] == ["t_001"]
+    await hub.close()
+
+
+async def test_refreshes_during_a_push_coalesce_into_one_more_build():
+    builder = PacketBuilder()
+    hub = make_hub(builder)
+    sub = hub.subscribe("t_001")
+    await opened(sub)
+    builds = len(builder.calls)
+    builder.gate = asyncio.Event()
+    hub.refresh("t_001")
+    await asyncio.sleep(0.01)  # the push is building, held by the gate
+    for _ in range(3):
+        hub.refresh("t_001")
+    builder.gate.set()
+    first, second = await next_event(sub), await next_event(sub)
+    assert [first["event"], second["event"]] == ["stream_packet", "stream_packet"]
+    await asyncio.sleep(0.05)
+    assert len(builder.calls) == builds + 2
+    assert hub.stats("t_001")["events_published"] == 2
+    await hub.close()
+
+
+async def test_close_cancels_a_pending_push():
+    builder = PacketBuilder()
+    hub = make_hub(builder)
+    sub = hub.subscribe("t_001")
+    await opened(sub)
+    builder.gate = asyncio.Event()
+    hub.refresh("t_001")
+    await asyncio.sleep(0.01)
+    await hub.close()
+    assert [chunk async for chunk in sub] == [b'event: bye\ndata: {"reason":"server_shutdown","reconnect":true}\n\n']
+    hub.refresh("t_001")  # after close: nothing scheduled, no error
+
+
 async def test_close_ends_every_stream_and_refuses_new_ones():
     builder = PacketBuilder()
     hub = make_hub(builder, packet_interval_ms=20)
@@ -408,7 +456,10 @@ async def test_close_ends_every_stream_and_refuses_new_ones():
         assert rest == [b'event: bye\ndata: {"reason":"server_shutdown","reconnect":true}\n\n']
     with pytest.raises(StreamClosed):
         hub.subscribe("t_001")
-    assert hub.stats() == {"rooms": 2, "subscribers": 0, "max_subscribers": 1000, "closed": True}
+    totals = hub.stats()
+    assert {k: totals[k] for k in ("rooms", "subscribers", "max_subscribers", "closed")} == {
+        "rooms": 2, "subscribers": 0, "max_subscribers": 1000, "closed": True}
+    assert totals["builds_running"] == 0 and totals["max_builds_running"] == 1
     calls = len(builder.calls)
     await asyncio.sleep(0.06)
     assert len(builder.calls) == calls, "no timer survives close()"
