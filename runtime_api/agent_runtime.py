@@ -26,6 +26,7 @@ from .journal import audit_record
 from .market.supplemental import news_titles, normalize_breadth, overview_brief
 from .services import Services
 from .session_calendar import market_of_exchange, trading_day_of
+from .storage import CorruptFileError, read_json, write_json_atomic
 
 log = logging.getLogger("onlytrade.runtime")
 
@@ -49,7 +50,8 @@ class AgentRuntime:
         self.svc = svc
         s = svc.settings
         self.settings = s
-        self.paused_reason: str | None = None
+        self.pause_file = s.resolve(s.runtime_state_dir) / "runtime-pause.json"
+        self.paused_reason: str | None = self._load_pause()
         self.cycle_ms = s.agent_runtime_cycle_ms
         self.decision_every_bars = s.agent_decision_every_bars
         self.metrics = {"totalCycles": 0, "successfulCycles": 0, "failedCycles": 0}
@@ -105,14 +107,29 @@ class AgentRuntime:
             return "market_gate" if self.gate.get("enabled") else "no_running_agents"
         return None
 
-    def pause(self, reason: str = "manual") -> None:
+    async def pause(self, reason: str = "manual") -> None:
+        """Pause until an explicit resume, across restarts too (persisted atomically)."""
         self.paused_reason = reason
+        await anyio.to_thread.run_sync(self._save_pause)
         self.bump()
 
-    def resume(self) -> None:
+    async def resume(self) -> None:
         self.paused_reason = None
+        await anyio.to_thread.run_sync(self._save_pause)
         self.refresh_gate()
         self.bump()
+
+    def _save_pause(self) -> None:
+        write_json_atomic(self.pause_file, {"paused_reason": self.paused_reason, "updated_at": iso_now()})
+
+    def _load_pause(self) -> str | None:
+        try:
+            saved = read_json(self.pause_file) or {}
+        except CorruptFileError:
+            log.error("unreadable %s: starting paused until an operator resumes", self.pause_file.name)
+            return "unreadable_pause_state"
+        reason = saved.get("paused_reason") if isinstance(saved, dict) else None
+        return reason if isinstance(reason, str) and reason else None
 
     def state(self) -> dict:
         return {
@@ -292,6 +309,7 @@ class AgentRuntime:
             )
             await anyio.to_thread.run_sync(memory.save, agent_id, new_snapshot)
         self.agent_errors.pop(agent_id, None)
+        record["trader_id"] = agent_id
         self.history.setdefault(agent_id, deque(maxlen=HISTORY_LIMIT)).appendleft(record)
         self.bump()
         await self._sinks(agent_id, manifest, market, record, outcome, gathered)

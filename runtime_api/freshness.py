@@ -21,7 +21,7 @@ import orjson
 from runtime_api.settings import Settings, display_path
 
 # `check-live-freshness --strict` exits with this when a required check fails.
-EXIT_REQUIRED_STALE = 2
+EXIT_REQUIRED_STALE = 1  # a failed check, as every onlytrade-ops check (2 means usage/refused)
 
 # Error codes a check can carry (`error` is null when the file was judged on its age alone).
 FILE_NOT_FOUND = "file_not_found"
@@ -253,5 +253,5 @@ def run_checks(
 
 
 def exit_code(report: dict[str, Any], *, strict: bool) -> int:
-    """What `check-live-freshness` exits with: 2 under --strict when a required check fails, else 0."""
+    """What `check-live-freshness` exits with: 1 under --strict when a required check fails, else 0."""
     return EXIT_REQUIRED_STALE if strict and not report["ok"] else 0

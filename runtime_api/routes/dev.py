@@ -32,7 +32,7 @@ async def post_factory_reset(call: ControlCall) -> Response:
             },
         })
     runtime = ctx.runtime
-    runtime.pause("after_reset")
+    await runtime.pause("after_reset")
     replay = ctx.svc.replay
     if replay is not None:
         replay.pause()

@@ -109,9 +109,9 @@ async def post_runtime_control(call: ControlCall) -> Response:
         raise ApiError(423, "kill_switch_active", "deactivate the kill switch first")
     result = None
     if action == "pause":
-        rt.pause("manual")
+        await rt.pause("manual")
     elif action == "resume":
-        rt.resume()
+        await rt.resume()
     elif action == "step":
         result = await rt.run_cycle(force=True)
     elif action == "set_cycle_ms":

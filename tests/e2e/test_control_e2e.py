@@ -68,3 +68,21 @@ def test_reset_during_in_flight_cycle_wins(root):
             status = data(c.get("/api/agent/runtime/status"))
             assert status["discarded_cycles"] == 1
             assert "sk-race-secret" not in server.read_log()
+
+
+def test_pause_after_factory_reset_survives_a_restart(root):
+    server = RuntimeProcess(root).start()
+    try:
+        data(server.control("/api/agents/t_001/register"))
+        data(server.control("/api/agents/t_001/start"))
+        reset = data(server.control("/api/dev/factory-reset", {"confirm": "RESET"}))
+        assert reset["state"]["runtime"]["paused_reason"] == "after_reset"
+    finally:
+        server.stop(signal.SIGKILL)
+    with RuntimeProcess(root, port=server.port) as again, again.client() as c:
+        status = data(c.get("/api/agent/runtime/status"))
+        assert status["running"] is False and status["paused_reason"] == "after_reset"
+        assert "paused (after_reset) since before this boot" in again.read_log()
+        assert data(again.control("/api/agent/runtime/control", {"action": "resume"}))["state"]["running"] is True
+    with RuntimeProcess(root, port=server.port) as third, third.client() as c:
+        assert data(c.get("/api/agent/runtime/status"))["paused_reason"] is None
