@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from tests.conftest import REPO
+
 from .server import RuntimeProcess
 
 
@@ -51,9 +53,7 @@ def test_second_instance_refuses_to_start(root):
 
 def test_node_data_directory_loads_unchanged(root):
     """The Node registry fixture (with agents that have no manifest here) boots and is not rewritten."""
-    src = REPO_SHARED / "agents" / "registry.json"
-    if not src.exists():
-        pytest.skip("shared fixtures not present")
+    src = REPO / "tests" / "stores" / "fixtures" / "node-registry.json"  # the Node runtime's own file
     registry = root / "data" / "agents" / "registry.json"
     registry.parent.mkdir(parents=True)
     registry.write_bytes(src.read_bytes())
@@ -63,7 +63,3 @@ def test_node_data_directory_loads_unchanged(root):
         assert registered[0]["registered_at"] == "2026-02-13T01:50:18.407Z"
     assert registry.read_bytes() == src.read_bytes()
 
-
-from tests.conftest import REPO  # noqa: E402
-
-REPO_SHARED = REPO.parent / "shared" / "fixtures" / "onlytrade"
