@@ -206,3 +206,15 @@ def audit_record(trader_id: str, day_key: str, saved_ts_ms: int, timestamp: str,
         record["hold_semantics"] = hold_semantics(record.get("action"), record.get("position_shares_on_symbol"))
     record["live_files"] = live_files if live_files is not None else {"cn_a": None, "us": None}
     return record
+
+
+def merge_newest(*sources: list[dict], limit: int) -> list[dict]:
+    """In-memory and logged decision records merged: de-duplicated on timestamp, cycle and decision, newest first."""
+    seen, merged = set(), []
+    for record in (r for source in sources for r in source):
+        key = f"{record.get('timestamp')}|{record.get('cycle_number')}|{record.get('decision_json')}"
+        if key not in seen:
+            seen.add(key)
+            merged.append(record)
+    merged.sort(key=lambda r: str(r.get("timestamp") or ""), reverse=True)
+    return merged[:limit]

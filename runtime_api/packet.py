@@ -20,7 +20,7 @@ import anyio
 
 from .decision.features import price_volume_references
 from .errors import ApiError
-from .journal import AUDIT_SCHEMA
+from .journal import AUDIT_SCHEMA, merge_newest
 from .manifests import AGENT_ID_RE
 from .market.supplemental import news_titles, normalize_breadth, overview_brief
 from .portfolio_views import account_view, positions_view
@@ -100,10 +100,6 @@ def meta_from_audit(audit: dict) -> dict:
         "thinking_symbol": audit.get("symbol"),
         **{key: audit.get(key) for key in META_KEYS},
     }
-
-
-def _dedupe_key(record: dict) -> str:
-    return f"{record.get('timestamp')}|{record.get('cycle_number')}|{record.get('decision_json')}"
 
 
 def _first_symbol(record: dict | None) -> str | None:
@@ -264,14 +260,7 @@ class RoomPackets:
             return history[:limit]
         self.counters[f"{room_id}:decision_log_reads"] += 1
         logged = self.ctx.svc.decisions.read_day(room_id, trading_day_of(now, market), limit=limit, from_end=True)
-        seen, merged = set(), []
-        for record in history + logged:
-            key = _dedupe_key(record)
-            if key not in seen:
-                seen.add(key)
-                merged.append(record)
-        merged.sort(key=lambda r: str(r.get("timestamp") or ""), reverse=True)
-        return merged[:limit]
+        return merge_newest(history, logged, limit=limit)
 
     def _overview(self, room_id: str, market: str, meta: dict | None) -> dict:
         self.counters[f"{room_id}:packet_overview_fetch_count"] += 1

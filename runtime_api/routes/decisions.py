@@ -12,14 +12,11 @@ from starlette.responses import Response
 from ..control import read_route
 from ..errors import ApiError, bad_request
 from ..http import query_int, query_str
+from ..journal import merge_newest
 from ..responses import ok
 from ..session_calendar import market_of_exchange, trading_day_of
 
 DAY_KEY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def _dedupe_key(record: dict) -> str:
-    return f"{record.get('timestamp')}|{record.get('cycle_number')}|{record.get('decision_json')}"
 
 
 def latest_for(ctx, agent_id: str, limit: int) -> list[dict]:
@@ -27,16 +24,8 @@ def latest_for(ctx, agent_id: str, limit: int) -> list[dict]:
     rec = ctx.svc.registry.get(agent_id) or {}
     market = market_of_exchange(str(rec.get("exchange_id") or ""))
     today = trading_day_of(int(time.time() * 1000), market)
-    merged = list(ctx.runtime.history.get(agent_id, []))
-    merged += ctx.svc.decisions.read_day(agent_id, today, limit=limit, from_end=True)
-    seen, out = set(), []
-    for record in merged:
-        key = _dedupe_key(record)
-        if key not in seen:
-            seen.add(key)
-            out.append(record)
-    out.sort(key=lambda r: str(r.get("timestamp") or ""), reverse=True)
-    return out[:limit]
+    logged = ctx.svc.decisions.read_day(agent_id, today, limit=limit, from_end=True)
+    return merge_newest(list(ctx.runtime.history.get(agent_id, [])), logged, limit=limit)
 
 
 async def get_decisions_latest(request: Request) -> Response:
