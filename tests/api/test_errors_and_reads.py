@@ -87,3 +87,20 @@ async def test_every_get_is_side_effect_free_and_leaks_no_path(api, root):
             assert '"file_path"' not in text, path
     assert _tree_digest(root) == before_tree
     assert (api.ctx.runtime.state(), api.ctx.svc.replay.status()) == before_state
+
+
+async def test_unexpected_failure_is_json_500_without_traceback(api, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internals /srv/onlytrade/data")
+
+    import httpx
+
+    api.ctx.svc.market.get_frames = broken
+    # Starlette re-raises after rendering the 500 so the server can log it; a real server sends the body.
+    transport = httpx.ASGITransport(app=api.app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        resp = await client.get("/api/market/frames", params={"symbol": "600519.SH", "interval": "1m"})
+    body = assert_error(resp, 500, "internal_error")
+    assert "Traceback" not in resp.text and "secret internals" not in resp.text and "/srv" not in resp.text
+    assert body["message"]
+    assert any(r.exc_info and "secret internals" in str(r.exc_info[1]) for r in caplog.records)  # the log has it
