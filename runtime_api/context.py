@@ -34,8 +34,10 @@ class AppContext:
         return (self.svc.registry.version, self.svc.memory.version, self.runtime.version, self.svc.kill_switch.active)
 
     def replay_version(self) -> tuple:
-        replay = self.svc.replay
-        return self.state_version() + ((replay.status()["cursor_index"],) if replay else (None,))
+        """State version plus the replay's own state, read from attributes (status() builds a dict)."""
+        r = self.svc.replay
+        replay = (r.cursor, r.running, r.speed, r.loop, r.completed) if r else None
+        return self.state_version() + (replay,)
 
     # ---- trader lookups -------------------------------------------------------------------
 

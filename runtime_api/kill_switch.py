@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 from .storage import CorruptFileError, read_json, write_json_atomic
 
 DEFAULT_REASON = "manual_terminate_all_agents"
+FLAG_CHECK_S = 0.25
 
 
 def _now_iso() -> str:
@@ -30,6 +32,8 @@ class KillSwitch:
         env = os.environ if environ is None else environ
         self.env_forced = str(env.get("KILL_SWITCH", "")).strip().lower() in {"1", "true", "yes", "on"}
         self._lock = threading.Lock()
+        self._flag_checked_at = float("-inf")
+        self._flag_present = False
         self.load_error: str | None = None
         self.state: dict[str, Any] = {
             "active": False,
@@ -48,13 +52,21 @@ class KillSwitch:
         if isinstance(saved, dict) and isinstance(saved.get("active"), bool):
             self.state.update({k: saved.get(k) for k in self.state})
 
+    def flag_file_present(self) -> bool:
+        """The operator's KILL_SWITCH file, stat()ed at most every 250 ms (it is read on every request)."""
+        now = time.monotonic()
+        if now - self._flag_checked_at >= FLAG_CHECK_S:
+            self._flag_present = self.flag_file.exists()
+            self._flag_checked_at = now
+        return self._flag_present
+
     def sources(self) -> list[str]:
         out = []
         if self.state["active"]:
             out.append("api")
         if self.env_forced:
             out.append("env")
-        if self.flag_file.exists():
+        if self.flag_file_present():
             out.append("file")
         if self.load_error:
             out.append("unreadable_state_file")

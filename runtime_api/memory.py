@@ -195,6 +195,12 @@ class MemoryStore:
         agent_id = str(agent_id or "").strip()
         if not AGENT_ID_RE.match(agent_id):
             return None
+        # Fast path without the lock: save() holds it through the fsync, and viewers read from
+        # the event loop. Dict reads are atomic, and _store() swaps in a whole new snapshot.
+        if agent_id not in self._errored:
+            cached = self._cache.get(agent_id)
+            if cached is not None:
+                return cached
         with self._agent_lock(agent_id):
             if agent_id in self._errored:
                 return None

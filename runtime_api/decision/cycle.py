@@ -30,8 +30,13 @@ async def run_decision(
     llm: LlmDecider | None,
     breaker: LlmBreaker | None,
     kill_switch_active: bool,
+    limiter: anyio.CapacityLimiter | None = None,
 ) -> DecisionOutcome:
-    """Build the context off the event loop, ask the model when allowed, fall back to the rules."""
+    """Build the context off the event loop, ask the model when allowed, fall back to the rules.
+
+    `limiter` bounds the worker threads doing the CPU work (the runtime passes one thread, so
+    concurrent agents never starve the event loop of the GIL).
+    """
     context = await anyio.to_thread.run_sync(
         functools.partial(
             build_cycle_context,
@@ -44,7 +49,8 @@ async def run_decision(
             extras=extras,
             settings=settings,
             market=market,
-        )
+        ),
+        limiter=limiter,
     )
     decision: LlmDecision | None = None
     failure: str | None = None
@@ -86,5 +92,6 @@ async def run_decision(
             now_ms=now_ms,
             llm_skip_reason=skip,
             breaker_state=breaker.state if breaker is not None else None,
-        )
+        ),
+        limiter=limiter,
     )

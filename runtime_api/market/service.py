@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runtime_api.errors import ApiError
-from runtime_api.market.bars import DEFAULT_LIMIT, INTERVAL_MINUTES, INTERVALS, aggregate, clamp_limit, to_kline
+from runtime_api.market.bars import DEFAULT_LIMIT, INTERVAL_MINUTES, INTERVALS, aggregate, clamp_limit, start_of, to_kline
 from runtime_api.market.daily import DailyHistory
 from runtime_api.market.live_files import LiveFileFrameProvider, wall_clock_ms
 from runtime_api.market.replay import ReplayEngine
@@ -143,6 +143,9 @@ class MarketDataService:
         self.live = {CN: live_cn, US: live_us}
         self.daily = daily
         self.now_ms = now_ms or wall_clock_ms
+        # Daily bars aggregated from 1m bars, keyed by what they were built from: every agent asks
+        # for the same symbols each cycle, and re-aggregating a day of bars each time cost ~100 ms.
+        self._daily_cache: dict[str, tuple[tuple, list[dict]]] = {}
 
     @property
     def strict(self) -> bool:
@@ -192,7 +195,12 @@ class MarketDataService:
         if live:
             return live
         bars, mode, source = self._intraday(symbol, market, None)
-        return aggregate(bars, "1d")[-limit:], mode, source
+        key = (len(bars), start_of(bars[-1]) if bars else None, mode, source)
+        cached = self._daily_cache.get(symbol)
+        if cached is None or cached[0] != key:
+            cached = (key, aggregate(bars, "1d"))
+            self._daily_cache[symbol] = cached
+        return cached[1][-limit:], mode, source
 
     def get_frames(self, symbol: Any, interval: Any = "1m", limit: Any = DEFAULT_LIMIT, source: Any = None) -> dict:
         """The `market.frames.v1` envelope for a symbol; see the module docstring for the resolution order."""

@@ -38,7 +38,7 @@ async def get_replay_status(request: Request) -> Response:
     ctx = request.app.state.ctx
     if ctx.svc.replay is None:  # live provider status changes with the clock: not cacheable
         return ok(replay_status(ctx))
-    return ctx.cache.get("replay-status", ctx.replay_version() + (ctx.svc.replay.status()["running"],), lambda: replay_status(ctx))
+    return ctx.cache.get("replay-status", ctx.replay_version(), lambda: replay_status(ctx))
 
 
 async def post_replay_control(call: ControlCall) -> Response:

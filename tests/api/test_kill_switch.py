@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
 from .conftest import assert_error, data_of, make_settings, open_api
@@ -47,6 +48,7 @@ async def test_kill_switch_file_and_env_hold_it_on(root):
         data_of(await handle.control("/api/agent/runtime/kill-switch", {"action": "deactivate"}))
         assert_error(await handle.control("/api/agent/runtime/control", {"action": "step"}), 423, "kill_switch_active")
         (root / "data" / "runtime" / "KILL_SWITCH").unlink()
+        await anyio.sleep(0.3)  # the file is stat()ed at most every 250 ms
         assert data_of(await handle.control("/api/agent/runtime/control", {"action": "step"}))["cycle"]["ran"] is True
         packet = data_of(await handle.get("/api/status", params={"trader_id": "t_001"}))
         assert packet["market_gate"]["kill_switch_active"] is False
