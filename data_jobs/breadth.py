@@ -12,7 +12,6 @@ from typing import Any
 
 import pandas as pd
 
-from runtime_api.session_calendar import CN, trading_day_of
 from runtime_api.settings import Settings
 from data_jobs import jobrun
 
@@ -43,14 +42,7 @@ def compute_breadth(spot_df: pd.DataFrame) -> dict[str, Any]:
 
 def breadth_payload(breadth: dict[str, Any], *, now_ms: int, provider: str, excluded: int = 0) -> dict[str, Any]:
     return {
-        "schema_version": SCHEMA_VERSION,
-        "market": "CN-A",
-        "mode": "real",
-        "provider": provider,
-        "day_key": trading_day_of(now_ms, CN),
-        "as_of_ts_ms": now_ms,
-        "generated_at": jobrun.iso_ms(now_ms),
-        "latest_ts_ms": now_ms,
+        **jobrun.payload_header(SCHEMA_VERSION, provider=provider, now_ms=now_ms, latest_ts_ms=now_ms),
         "breadth": breadth,
         "excluded_no_change": excluded,
         "summary": f"Red {breadth['advancers']} / Blue {breadth['decliners']} / Flat {breadth['unchanged']}",

@@ -28,7 +28,7 @@ import orjson
 from filelock import FileLock, Timeout
 
 from runtime_api import storage
-from runtime_api.freshness import display_path
+from runtime_api.settings import display_path
 from runtime_api.session_calendar import CN, session_bounds_ms, session_state, trading_day_of
 from runtime_api.settings import Settings, SettingsError
 from data_jobs.vendor import Vendor, VendorError, vendor_from_env
@@ -138,6 +138,20 @@ def wall_clock_ms() -> int:
 def iso_ms(ts_ms: int) -> str:
     """Epoch ms as `2026-02-13T01:50:18.407Z` (the format the Node runtime prints)."""
     return datetime.fromtimestamp(ts_ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def payload_header(schema_version: str, *, provider: str, now_ms: int, latest_ts_ms: int | None) -> dict[str, Any]:
+    """The keys every CN context file starts with, freshness fields included."""
+    return {
+        "schema_version": schema_version,
+        "market": "CN-A",
+        "mode": "real",
+        "provider": provider,
+        "day_key": trading_day_of(now_ms, CN),
+        "as_of_ts_ms": now_ms,
+        "generated_at": iso_ms(now_ms),
+        "latest_ts_ms": latest_ts_ms,
+    }
 
 
 def market_open(now: int, grace_min: int = DEFAULT_OPEN_GRACE_MIN) -> tuple[bool, dict[str, Any]]:

@@ -15,7 +15,6 @@ from typing import Any
 
 import pandas as pd
 
-from runtime_api.session_calendar import CN, trading_day_of
 from runtime_api.settings import Settings
 from data_jobs import jobrun
 
@@ -125,14 +124,7 @@ def build_overview(
     leaders = [s for s in sectors if s["change_pct"] > 0][:sector_limit]
     laggards = [s for s in reversed(sectors) if s["change_pct"] < 0][:sector_limit]
     return {
-        "schema_version": SCHEMA_VERSION,
-        "market": "CN-A",
-        "mode": "real",
-        "provider": provider,
-        "day_key": trading_day_of(now_ms, CN),
-        "as_of_ts_ms": now_ms,
-        "generated_at": jobrun.iso_ms(now_ms),
-        "latest_ts_ms": now_ms,
+        **jobrun.payload_header(SCHEMA_VERSION, provider=provider, now_ms=now_ms, latest_ts_ms=now_ms),
         "summary": overview_summary(bench, leaders, laggards),
         "benchmarks": bench,
         "sectors": leaders,

@@ -18,7 +18,6 @@ from typing import Any
 
 import pandas as pd
 
-from runtime_api.session_calendar import CN, trading_day_of
 from runtime_api.settings import Settings
 from data_jobs import jobrun
 from data_jobs.universe import cn_symbols, code_of, normalize_cn_symbols
@@ -120,15 +119,8 @@ def build_digest(
     published = [h["published_ts_ms"] for h in headlines if h["published_ts_ms"] is not None]
     latest = min(max(published), now_ms) if published else None
     return {
-        "schema_version": SCHEMA_VERSION,
-        "market": "CN-A",
-        "mode": "real",
-        "provider": provider,
+        **jobrun.payload_header(SCHEMA_VERSION, provider=provider, now_ms=now_ms, latest_ts_ms=latest),
         "source_kind": "market_plus_symbol_news" if len(groups) > 1 else "market_news",
-        "day_key": trading_day_of(now_ms, CN),
-        "as_of_ts_ms": now_ms,
-        "generated_at": jobrun.iso_ms(now_ms),
-        "latest_ts_ms": latest,
         "symbols": sorted(news_by_symbol),
         "headline_count": len(headlines),
         "headlines": headlines,

@@ -83,14 +83,17 @@ async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
-    """Run `app` under real uvicorn on a free loopback port; yields its base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off",
+async def serve(app: Any, *, lifespan: str = "off", before_exit=None) -> AsyncIterator[str]:
+    """Run `app` under real uvicorn on a free loopback port; yields its base URL.
+
+    `before_exit` runs before the server is told to stop (e.g. ending open SSE streams).
+    """
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan,
                             timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(15):
             while not server.started:
                 if task.done():
                     task.result()
@@ -98,5 +101,7 @@ async def serve(app: Any) -> AsyncIterator[str]:
         port = server.servers[0].sockets[0].getsockname()[1]
         yield f"http://127.0.0.1:{port}"
     finally:
+        if before_exit is not None:
+            before_exit()
         server.should_exit = True
         await task

@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
 from runtime_api.app import create_app
 from runtime_api.settings import Settings
-from tests.streaming.helpers import sse_events
+from tests.streaming.helpers import serve, sse_events
 
 TOKEN = "viewer-test-token-0123456789abcdef"
 AGENT = "demo_momentum"
@@ -63,25 +62,9 @@ class Live:
         return await self.control("/api/agent/runtime/control", {"action": "step"})
 
 
-@contextlib.asynccontextmanager
-async def serve_app(app: Any) -> AsyncIterator[str]:
-    """Run the app under uvicorn on a free loopback port, lifespan included; yields its base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on",
-                            timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(15):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        app.state.ctx.extra["viewer_streams"].end_streams()
-        server.should_exit = True
-        await task
+def serve_app(app: Any):
+    """The app under uvicorn with its lifespan; open SSE streams are ended before it stops."""
+    return serve(app, lifespan="on", before_exit=app.state.ctx.extra["viewer_streams"].end_streams)
 
 
 @contextlib.asynccontextmanager
