@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -9,6 +10,7 @@ from datetime import datetime, timezone
 from .agent_runtime import AgentRuntime
 from .control import ControlAudit, FailureLimiter
 from .errors import ApiError
+from .freshness import FreshnessCache, run_checks
 from .http import ResponseCache
 from .loop_monitor import LoopMonitor
 from .services import Services
@@ -28,6 +30,15 @@ class AppContext:
     boot_iso: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
     ready: bool = False
     extra: dict = field(default_factory=dict)
+    _freshness_cache: FreshnessCache = field(default_factory=FreshnessCache)
+    _freshness_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def freshness_report(self) -> dict:
+        """`freshness.run_checks` over every live file, sharing one parse cache (blocking: call it
+        from a worker thread). The CLI, runtime status, room packets and preflight all judge
+        freshness through this one module."""
+        with self._freshness_lock:
+            return run_checks(self.settings, int(time.time() * 1000), cache=self._freshness_cache)
 
     def state_version(self) -> tuple:
         """Everything a cached viewer response may depend on, except the replay cursor."""

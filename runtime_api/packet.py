@@ -335,8 +335,8 @@ class RoomPackets:
                 reasons += [str(r) for r in seen.get("reasons") or [] if str(r) not in reasons]
         if not freshness.get("ok", True):
             level = "ERROR"
-            frames = (freshness.get("checks") or {}).get("frames.cn_a" if market == "CN-A" else "frames.us") or {}
-            reason = "live_file_error" if frames.get("last_error") else "live_file_stale"
+            frames = (freshness.get("checks") or {}).get("cn_a_frames" if market == "CN-A" else "us_frames") or {}
+            reason = "live_file_error" if frames.get("error") else "live_file_stale"
             if reason not in reasons:
                 reasons.append(reason)
         return {"level": level, "reasons": reasons, "market": market, "ts_ms": now}

@@ -12,7 +12,6 @@ from typing import Any
 import anyio
 import httpx
 
-from .freshness import FreshnessCache, run_checks
 
 LLM_PROBE_TIMEOUT_S = 3.0
 
@@ -41,8 +40,7 @@ async def live_preflight(ctx) -> dict:
     s = ctx.settings
     svc = ctx.svc
     now_ms = int(time.time() * 1000)
-    cache = ctx.extra.setdefault("freshness_cache", FreshnessCache())
-    fresh = await anyio.to_thread.run_sync(lambda: run_checks(s, now_ms, cache=cache))
+    fresh = await anyio.to_thread.run_sync(ctx.freshness_report)
     rows = {r["label"]: r for r in fresh["checks"]}
     frames = rows.get("cn_a_frames") or {}
     others_failing = [r["label"] for r in fresh["checks"] if r["required"] and not r["ok"] and r["label"] != "cn_a_frames"]

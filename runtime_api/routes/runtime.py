@@ -30,18 +30,21 @@ def _files(ctx, group: str) -> dict:
 
 
 def live_freshness(ctx) -> dict:
+    """Freshness of every live file (blocking: worker thread); `ok` follows the CN frames file."""
     if not ctx.settings.live_mode:
         return {"ok": True, "skipped": True, "reason": "replay_mode", "checks": {}}
-    checks = {}
-    for label, group in (("frames", "frames"), ("market_overview", "overview"), ("news_digest", "news"), ("market_breadth", "breadth")):
-        for key, status in _files(ctx, group).items():
-            if status is not None:
-                checks[f"{label}.{key}"] = {"ok": not status.get("stale") and not status.get("last_error"), **status}
-    cn = checks.get("frames.cn_a") or {}
-    return {"ok": bool(cn.get("ok")), "checks": checks}
+    report = ctx.freshness_report()
+    checks = {row["label"]: row for row in report["checks"]}
+    return {
+        "ok": bool((checks.get("cn_a_frames") or {}).get("ok")),
+        "required_ok": report["ok"],
+        "required_fail_count": report["required_fail_count"],
+        "ts_ms": report["ts_ms"],
+        "checks": checks,
+    }
 
 
-def runtime_status(ctx) -> dict:
+def runtime_status(ctx, freshness: dict) -> dict:
     s = ctx.settings
     rt = ctx.runtime
     agents = []
@@ -62,7 +65,7 @@ def runtime_status(ctx) -> dict:
         "market_overview_files": _files(ctx, "overview"),
         "news_digest_files": _files(ctx, "news"),
         "market_breadth_files": _files(ctx, "breadth"),
-        "live_data_freshness": live_freshness(ctx),
+        "live_data_freshness": freshness,
         "kill_switch": kill_switch_view(ctx),
         "llm": {
             "enabled": s.agent_llm_enabled,
@@ -85,7 +88,8 @@ def runtime_status(ctx) -> dict:
 async def get_runtime_status(request: Request) -> Response:
     """The decision loop's state, metrics, gate, kill switch, LLM health and per-agent errors."""
     ctx = request.app.state.ctx
-    return ok(runtime_status(ctx))
+    freshness = await anyio.to_thread.run_sync(live_freshness, ctx)
+    return ok(runtime_status(ctx, freshness))
 
 
 def _number(body: dict, key: str, code: str) -> float:

@@ -74,6 +74,11 @@ async def test_stale_data_kill_switch_and_corrupt_snapshot_fail(root):
         data_of(await handle.control("/api/agents/t_001/register"))
         await handle.get("/api/agent/memory", params={"trader_id": "t_001"})  # lazy load finds the corruption
         report = data_of(await handle.get("/api/ops/live-preflight"))
+        # Runtime status judges freshness through the same module: from the data inside the file.
+        fresh = data_of(await handle.get("/api/agent/runtime/status"))["live_data_freshness"]
+        assert fresh["ok"] is False and fresh["checks"]["cn_a_frames"]["stale"] is True
+        assert fresh["checks"]["cn_a_frames"]["age_source"] == "data"
+        assert fresh["checks"]["cn_a_frames"]["age_sec"] >= 20 * 60
     finally:
         await handle.client.aclose()
         await lifespan.__aexit__(None, None, None)
