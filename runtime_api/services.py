@@ -66,7 +66,7 @@ def _live_providers(settings: Settings) -> LiveProviders:
         p = settings.resolve(path)
         return LiveFileFrameProvider(
             p, refresh_ms=settings.live_file_refresh_ms, stale_ms=settings.live_file_stale_ms,
-            now_ms=now_ms, display_path=display_path(settings, p),
+            now_ms=now_ms, display_path=display_path(settings, p), require_real=settings.strict_live_mode,
         )
 
     def json_file(path: str, refresh: int, stale: int) -> LiveJsonFileProvider:
@@ -122,8 +122,14 @@ def build_services(settings: Settings) -> Services:
         elif not settings.live_mode:
             log.warning("replay frames not found at %s: no market data", display_path(settings, replay_path))
 
-    daily_file = settings.daily_history_file
-    daily = DailyHistory(daily_file, now_ms=now_ms) if daily_file.exists() or settings.live_mode else None
+    if settings.live_mode:
+        # Live daily history comes only from the daily job's file, never from the replay pack.
+        daily_file = settings.resolve(settings.live_daily_path_cn)
+        daily = DailyHistory(daily_file, now_ms=now_ms, display_path=display_path(settings, daily_file), live=True,
+                             require_real=settings.strict_live_mode)
+    else:
+        daily_file = settings.daily_history_file
+        daily = DailyHistory(daily_file, now_ms=now_ms) if daily_file.exists() else None
     live = _live_providers(settings)
     market = MarketDataService(
         settings,
