@@ -183,6 +183,7 @@ class AgentRuntime:
         for agent_id in agent_ids if agent_ids is not None else list(self.history):
             self.history.pop(agent_id, None)
             self.agent_errors.pop(agent_id, None)
+            self.exclusions.pop(agent_id, None)
         if agent_ids is None:
             self.metrics = {k: 0 for k in self.metrics}
         self.bump()

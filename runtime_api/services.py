@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from .journal import AuditLog, DecisionLog
 from .kill_switch import KillSwitch
+from .market import sanity
 from .market.bars import FrameIndex, load_frames
 from .market.daily import DailyHistory
 from .market.live_files import LiveFileFrameProvider, LiveJsonFileProvider
@@ -90,7 +91,9 @@ def _live_providers(settings: Settings) -> LiveProviders:
     for provider in live.all():
         provider.refresh(force=True)
     cn = live.frames["CN-A"].status()
-    if cn.get("last_error"):
+    # An unreadable file stops boot; a readable one the data rules refuse (future bars, not "real")
+    # boots and holds with the reason visible, so the next good file from the job is picked up.
+    if cn.get("last_error") and cn["last_error"] not in (sanity.DATA_IN_FUTURE, sanity.MODE_NOT_REAL):
         raise BootError(f"live_frames_path_cn_unreadable: {display_path(settings, settings.resolve(settings.live_frames_path_cn))} ({cn['last_error']})")
     return live
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from runtime_api.market.bars import INTERVAL_MINUTES
 
-NON_FINITE_PRICE = "non_finite_price"
+NON_FINITE_PRICE = "invalid_price"  # not a finite positive number
 PRICE_LIMIT_BREAK = "price_limit_break"
 DATA_IN_FUTURE = "data_in_future"
 MODE_NOT_REAL = "mode_not_real"
