@@ -71,7 +71,7 @@ async def test_clean_data_every_pool_symbol_is_usable_and_the_cycle_is_ready(roo
 
 
 async def test_a_price_limit_break_leaves_the_symbol_out_and_never_marks(root, market):
-    # 002050.SZ closed 2026-02-12 near 25; a 10:30 print of +50 % breaks its ±10 % main-board limit.
+    # 002050.SZ closed 2026-02-12 at 52.67; a 10:30 print of +50 % breaks its ±10 % main-board limit.
     edit_minute_bars(market, "002050", lambda df: df.assign(收盘=df["收盘"].where(df.index < len(df) - 1, df["收盘"] * 1.5)))
     run_jobs(root, market)
     summary, seen, runtime, preflight = await one_cycle(root)
@@ -155,3 +155,16 @@ async def test_a_frames_payload_without_frames_is_an_error(root, market):
     edit_frames_file(root, lambda p: p.pop("frames"))
     with pytest.raises(Exception, match="live_frames_path_cn_unreadable"):
         await open_api(make_settings(root, **LIVE))  # the runtime refuses to boot on it, as on any unreadable file
+
+
+async def test_a_daily_file_not_labelled_real_is_refused_and_every_symbol_holds(root, market):
+    run_jobs(root, market)
+    path = root / "data/live/onlytrade/frames.1d.json"
+    path.write_bytes(path.read_bytes().replace(b'"mode":"real"', b'"mode":"mock"'))
+    summary, seen, runtime, preflight = await one_cycle(root)
+    decision = decision_of(summary)
+    assert decision["action"] == "hold" and "no_usable_symbol" in decision["reasoning"]
+    assert set(runtime["trader"]["excluded_symbols"].values()) == {"daily_file_error:mode_not_real"}
+    assert preflight["checks"]["daily_history"]["level"] == "FAIL"
+    assert preflight["checks"]["daily_history"]["reason"] == "mode_not_real"
+    assert preflight["checks"]["pool_symbols"]["level"] == "FAIL"
