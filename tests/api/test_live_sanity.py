@@ -168,3 +168,37 @@ async def test_a_daily_file_not_labelled_real_is_refused_and_every_symbol_holds(
     assert preflight["checks"]["daily_history"]["level"] == "FAIL"
     assert preflight["checks"]["daily_history"]["reason"] == "mode_not_real"
     assert preflight["checks"]["pool_symbols"]["level"] == "FAIL"
+
+
+async def test_the_daily_file_is_picked_up_when_the_job_writes_it_without_a_restart(root, market, monkeypatch):
+    from data_jobs import daily_history
+    from data_jobs.vendor import RecordedVendor
+    from runtime_api.settings import Settings
+
+    from .live_market import PRE_OPEN_RUN, SESSION_NOW
+
+    run_jobs(root, market)
+    daily_path = root / "data/live/onlytrade/frames.1d.json"
+    daily_path.unlink()  # a fresh host: the daily job has not run yet
+    handle, lifespan = await open_api(make_settings(root, **LIVE))
+    try:
+        data_of(await handle.control("/api/agents/t_001/register"))
+        data_of(await handle.control("/api/agents/t_001/start"))
+        before = data_of(await handle.get("/api/ops/live-preflight"))
+        assert before["checks"]["daily_history"]["reason"] == "file_not_found"
+        assert set(before["checks"]["pool_symbols"]["agents"]["t_001"]["unusable"].values()) == {"daily_file_error:file_not_found"}
+        held = decision_of(await handle.ctx.runtime.run_cycle())
+        assert held["action"] == "hold" and "no_usable_symbol" in held["reasoning"]
+
+        settings = Settings.from_env({"ONLYTRADE_ROOT": str(root)}, env_files=False)
+        assert daily_history.run(settings, now_ms=PRE_OPEN_RUN, vendor=RecordedVendor(market)).status == "ok"
+        move_clock(monkeypatch, SESSION_NOW + 60_000)  # the file is re-checked at most once a second
+        after = data_of(await handle.get("/api/ops/live-preflight"))
+        assert after["checks"]["daily_history"]["level"] == "PASS" and after["checks"]["pool_symbols"]["level"] == "PASS"
+        ready = decision_of(await handle.ctx.runtime.run_cycle())
+        assert "no_usable_symbol" not in ready["reasoning"]
+        status = data_of(await handle.get("/api/agent/runtime/status"))
+        assert [t["excluded_symbols"] for t in status["traders"] if t["trader_id"] == "t_001"] == [{}]
+    finally:
+        await handle.client.aclose()
+        await lifespan.__aexit__(None, None, None)
