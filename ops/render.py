@@ -90,6 +90,7 @@ def _runtime_table(rt: dict) -> Group:
         "held by the gate": ", ".join(f"{a} ({r})" for a, r in ((rt.get("market_session_guard") or {}).get("blocked") or {}).items()) or "-",
         "llm": f"{'on' if llm.get('effective_enabled') else 'off'} model={llm.get('model')} failures={cell(llm.get('failures'))}",
         "live data": "skipped (replay)" if (rt.get("live_data_freshness") or {}).get("skipped") else yes((rt.get("live_data_freshness") or {}).get("ok")),
+        "session phase": (rt.get("live_data_freshness") or {}).get("phase") or "-",
     })
 
 
@@ -115,6 +116,7 @@ def view_status(c: Console, d: dict) -> None:
     c.print(rows("agents", rt.get("traders") or [], [
         ("trader", "trader_id"), ("decisions", "call_count"), ("in flight", "in_flight"),
         ("last error", "last_error"), ("memory error", "memory_error"), ("llm breaker", "llm_breaker"),
+        ("left out", lambda r: ", ".join(f"{s} ({why})" for s, why in (r.get("excluded_symbols") or {}).items()) or "-"),
     ]))
     c.print(_replay_table(d.get("replay") or {}))
 
