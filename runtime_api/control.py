@@ -201,13 +201,16 @@ def control_route(
         actor = claim(body.get("actor")) or claim(request.headers.get("x-control-actor")) or holder.name
         call = ControlCall(request, body, actor, ip, request_id, act, target=request.path_params.get("agent_id"),
                            holder=holder)
+        if "approval_id" in request.path_params:  # approve/cancel lines name the request they touched
+            call.extra["approval_id"] = claim(request.path_params["approval_id"])
         required = role(body) if callable(role) else role
         if not holder.may(required):
             response = fail(403, "insufficient_role", f"{act} needs the {required} role; this token ({holder.name}) is {holder.role}")
             error = "insufficient_role"
         elif body_error is not None:
             response, error = fail(body_error.status, body_error.code, body_error.message), body_error.code
-        elif required == "admin" and access.two_person and not two_person_exempt and not call.dry_run:
+        elif (required == "admin" and not two_person_exempt and not call.dry_run
+              and (access.two_person or truthy(body.get("request_approval")))):
             try:
                 pending = access.approvals.request(action=act, target=call.target or body.get("trader_id"), body=body,
                                                    handler=handler, holder=holder.name)
