@@ -9,8 +9,8 @@ crowd out the operator's requests.
 - closes a connection that has not sent a complete request head within `header_timeout_s`
   (idle keep-alive included) or whose request body is unfinished after `body_timeout_s`;
 - aborts a connection whose unsent bytes (asyncio's write buffer, bounded together with the
-  kernel send buffer by `send_buffer`) stay at the bound for `send_timeout_s`: a viewer that
-  never reads is dropped instead of holding memory and a descriptor for ever;
+  kernel send buffer by `send_buffer`) stay at the bound without draining for `send_timeout_s`:
+  a viewer that never reads is dropped instead of holding memory and a descriptor for ever;
 - at the connection cap, makes room for a new connection by closing the longest-idle one (an
   idle flood cannot starve real requests), refusing the newcomer only when none is idle.
 """
@@ -72,11 +72,11 @@ def open_descriptors() -> int | None:
 
 
 class _Conn:
-    __slots__ = ("proto", "transport", "phase", "cycle_id", "since", "stalled_since", "opened")
+    __slots__ = ("proto", "transport", "phase", "cycle_id", "since", "stalled_since", "last_unsent")
 
     def __init__(self, proto, transport, now: float):
         self.proto, self.transport = proto, transport
-        self.phase, self.cycle_id, self.since, self.stalled_since, self.opened = "head", None, now, None, now
+        self.phase, self.cycle_id, self.since, self.stalled_since, self.last_unsent = "head", None, now, None, 0
 
 
 def _phase(proto) -> tuple[str, int | None]:
@@ -166,7 +166,9 @@ class ConnectionGuard:
                 conn.phase, conn.cycle_id, conn.since = phase, cycle_id, now
             transport = conn.transport
             unsent = transport.get_write_buffer_size()
-            if unsent >= self.send_buffer or (unsent and transport.is_closing()):
+            draining = unsent < conn.last_unsent  # a slow reader of a big response is still reading
+            conn.last_unsent = unsent
+            if (unsent >= self.send_buffer or (unsent and transport.is_closing())) and not draining:
                 conn.stalled_since = conn.stalled_since or now
                 if now - conn.stalled_since >= self.send_timeout_s:
                     self._drop(key, conn, "stalled_writers_dropped")

@@ -93,6 +93,10 @@ def test_descriptor_flood_leaves_health_the_operator_and_the_decision_log_workin
             while saved_decisions(root) <= before and time.monotonic() < deadline:
                 time.sleep(0.2)
             assert saved_decisions(root) > before, "no decision saved under the flood"
+            # The market stream's cap (20 % of the connection cap) is full of non-readers: a newcomer is told so.
+            with httpx.Client(base_url=server.base, timeout=10) as fresh:
+                extra = fresh.get("/api/market/stream")
+            assert extra.status_code == 429 and extra.json()["error"] == "too_many_subscribers"
             health = c.get("/health").json()
             conns = health["connections"]
             assert conns["evicted_idle"] > 0 and conns["open"] <= conns["max"] == 192
@@ -185,3 +189,31 @@ def test_the_unit_raises_the_descriptor_limit():
     unit = configparser.ConfigParser(strict=False, interpolation=None)
     unit.read(REPO / "systemd" / "onlytrade-runtime.service")
     assert int(unit["Service"]["LimitNOFILE"]) >= 16384
+
+
+def test_a_slow_reader_of_a_big_response_is_not_dropped(root):
+    env = {"HTTP_SEND_BUFFER_BYTES": "8192", "HTTP_SEND_TIMEOUT_S": "2", "ONLYTRADE_SEED_AGENTS": "demo_momentum"}
+    with RuntimeProcess(root, env) as server:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", server.port))
+        try:
+            s.sendall(b"GET /api/agent/market-context?trader_id=demo_momentum&intraday_limit=2000&daily_limit=2000 HTTP/1.1\r\n"
+                      b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            got = b""
+            started = time.monotonic()
+            while True:  # about 25 KB/s: far slower than the server writes, but always reading
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+                time.sleep(0.15)
+        finally:
+            s.close()
+        head, _, body = got.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head[:200]
+        assert len(body) > 100_000 and time.monotonic() - started > 3  # longer than the send timeout
+        assert body.rstrip().endswith(b"}")
+        with server.client() as c:
+            assert c.get("/health").json()["connections"]["stalled_writers_dropped"] == 0
