@@ -72,8 +72,10 @@ class ControlAudit:
         log.info("[control_audit] %s", orjson.dumps(entry).decode())
         await self._append([entry] + self.rejections.take())
 
+    LOGGED_CLIENTS = 20  # a spray from many addresses must not become a log flood either
+
     def reject(self, ip: str, action: str, error: str, ts: str) -> None:
-        if self.rejections.add(ip, action, error, ts):
+        if self.rejections.add(ip, action, error, ts) and self.rejections.clients() <= self.LOGGED_CLIENTS:
             log.warning("[control_audit] rejected control call from %s (%s, %s); further rejections from it "
                         "this minute are counted, not logged one by one", ip, action, error)
 

@@ -36,6 +36,14 @@ def test_backoff_doubles_for_a_repeat_offender_and_forgets_a_quiet_one():
     assert lim.failure("a") == 0 and lim.retry_after("a") == pytest.approx(10)
 
 
+def test_an_ipv6_client_is_its_64_and_cannot_rotate_past_the_limiter():
+    lim = FailureLimiter(burst=3, clock=Clock())
+    for i in range(3):
+        lim.failure(f"2001:db8:1:2::{i + 1:x}")
+    assert lim.blocked("2001:db8:1:2:ffff::9") and not lim.blocked("2001:db8:1:3::1")
+    assert lim.failure("::ffff:192.0.2.1") == 0 and lim.retry_after("192.0.2.1") == 0
+
+
 @pytest.mark.parametrize("peer,xff,trusted,expected", [
     ("127.0.0.1", "6.6.6.6", "", "127.0.0.1"),  # no trusted proxies: the header is ignored
     ("203.0.113.1", "6.6.6.6", "127.0.0.1", "203.0.113.1"),  # peer not a proxy

@@ -79,5 +79,6 @@ class RejectionCounter:
             })
         return lines
 
-    def pending(self) -> int:
-        return sum(b.count for b in self._buckets.values())
+    def clients(self) -> int:
+        """Clients with unwritten counts (this minute's, and the last one's until it is written)."""
+        return len(self._buckets)

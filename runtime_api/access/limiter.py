@@ -4,11 +4,13 @@ Only failures are counted and only failures are refused: a valid token is always
 flood of wrong guesses from the operator's own address (every viewer behind a same-host proxy
 looks like 127.0.0.1) can never lock the operator out. `burst` failures inside `window_s` block
 that client's further failures for `base_block_s`, doubling on every repeat up to `max_block_s`;
-a client that stays quiet for twice `max_block_s` starts over.
+a client that stays quiet for twice `max_block_s` starts over. An IPv6 client is its /64: one
+host can hold a whole /64, so single addresses would let it rotate past the limiter.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -18,6 +20,18 @@ FAILURE_BURST = 10
 BASE_BLOCK_S = 60.0
 MAX_BLOCK_S = 3600.0
 MAX_CLIENTS = 10_000
+
+
+def client_key(ip: str) -> str:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if addr.version == 6:
+        if addr.ipv4_mapped:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{addr}/64", strict=False))
+    return str(addr)
 
 
 @dataclass
@@ -37,7 +51,7 @@ class FailureLimiter:
 
     def retry_after(self, ip: str) -> float:
         """Seconds this client's failures stay refused (0: not blocked)."""
-        client = self._clients.get(ip)
+        client = self._clients.get(client_key(ip))
         return max(0.0, client.blocked_until - self.clock()) if client else 0.0
 
     def blocked(self, ip: str) -> bool:
@@ -46,8 +60,9 @@ class FailureLimiter:
     def failure(self, ip: str) -> float:
         """Count one failure; returns the block (seconds) it started, 0 when none."""
         now = self.clock()
-        client = self._clients.pop(ip, None) or _Client()
-        self._clients[ip] = client  # most recent last: eviction drops the longest-quiet client
+        key = client_key(ip)
+        client = self._clients.pop(key, None) or _Client()
+        self._clients[key] = client  # most recent last: eviction drops the longest-quiet client
         while len(self._clients) > MAX_CLIENTS:
             self._clients.popitem(last=False)
         if client.last_failure and now - client.last_failure > 2 * self.max_block_s:
