@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import resource
 import socket
 import time
@@ -41,9 +42,6 @@ class DescriptorBudget:
     room_viewers: int
     market_viewers: int
 
-    def view(self) -> dict:
-        return dict(self.__dict__)
-
 
 def descriptor_limit() -> int:
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -64,8 +62,6 @@ def descriptor_budget(settings: Any, limit: int | None = None) -> DescriptorBudg
 
 def open_descriptors() -> int | None:
     try:
-        import os
-
         return len(os.listdir("/proc/self/fd"))
     except OSError:
         return None
