@@ -200,7 +200,8 @@ def control_route(
 
         claimed_id = claim(request.headers.get("x-request-id"))
         request_id = claimed_id or new_id("req_")
-        actor = claim(body.get("actor")) or claim(request.headers.get("x-control-actor")) or holder.name
+        claimed_actor = claim(body.get("actor")) or claim(request.headers.get("x-control-actor"))
+        actor = claimed_actor or holder.name
         call = ControlCall(request, body, actor, ip, request_id, act, target=request.path_params.get("agent_id"),
                            holder=holder)
         if "approval_id" in request.path_params:  # approve/cancel lines name the request they touched
@@ -235,6 +236,8 @@ def control_route(
             "request_id": request_id,
             "action": call.action,
             "actor": actor,
+            "actor_claimed": claimed_actor is not None,  # what the caller says; `holder` is what its token proves
+            "request_id_claimed": claimed_id is not None,
             "holder": holder.name,
             "role": holder.role,
             "ip": ip,

@@ -142,6 +142,7 @@ async def test_claimed_audit_fields_are_bounded_and_rejections_do_not_grow_the_a
     assert last["actor"].startswith("ops-alicescriptbbb") and len(last["actor"]) == 64
     assert last["request_id"].startswith("ticket-42xrrr") and len(last["request_id"]) == 64
     assert last["holder"] == "control-api-token" and last["role"] == "admin"
+    assert last["actor_claimed"] is True and last["request_id_claimed"] is True
 
 
 async def test_no_token_configured_fails_closed(root):
@@ -177,7 +178,9 @@ async def test_every_control_call_is_audited_without_the_token(api, root, caplog
         ("dev.factory_reset", "dry_run"),
         ("agent.register", "rejected"),
     ]
-    assert lines[0]["actor"] == "ops-alice" and lines[3]["target"] == "t_999" and lines[3]["error"] == "agent_manifest_not_found"
+    assert lines[0]["actor"] == "ops-alice" and lines[0]["actor_claimed"] is True
+    assert lines[1]["actor"] == "control-api-token" and lines[1]["actor_claimed"] is False and lines[1]["request_id_claimed"] is False
+    assert lines[3]["target"] == "t_999" and lines[3]["error"] == "agent_manifest_not_found"
     assert all(l["request_id"] and l["ts"] and l["ip"] and l["holder"] == "control-api-token" for l in lines)
     assert TOKEN.encode() not in audit_file.read_bytes()
     logged = [r.getMessage() for r in caplog.records if "[control_audit]" in r.getMessage()]
