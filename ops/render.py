@@ -316,10 +316,23 @@ def view_freshness(c: Console, d: dict) -> None:
 
 def view_audit(c: Console, d: dict) -> None:
     c.print(rows("control audit (newest first)", list(reversed(d.get("records") or [])), [
-        ("time", "ts"), ("action", "action"), ("actor", "actor"), ("ip", "ip"), ("target", "target"),
+        ("time", "ts"), ("action", "action"), ("holder", "holder"), ("actor", "actor"), ("ip", "ip"), ("target", "target"),
         ("result", lambda r: Text(str(r.get("result")), style="green" if r.get("result") in ("ok", "dry_run") else "bold red")),
-        ("error", "error"),
+        ("error", lambda r: r.get("error") or (f"{r['count']} calls: {', '.join(r.get('errors') or {})}" if r.get("count") else None)),
     ]))
+
+
+def view_approval(c: Console, d: dict) -> None:
+    a = d.get("approval") or {}
+    c.print(kv("waiting for a second admin", {k: a.get(k) for k in ("approval_id", "action", "target", "requested_by", "expires_at")}))
+
+
+def view_approvals(c: Console, d: dict) -> None:
+    c.print(rows(f"pending admin requests (two-person rule {'on' if d.get('two_person') else 'off'}, window {d.get('window_s')} s)",
+                 d.get("pending") or [], [
+                     ("id", "approval_id"), ("action", "action"), ("target", "target"), ("requested by", "requested_by"),
+                     ("requested", "requested_at"), ("expires", "expires_at"),
+                 ]))
 
 
 VIEWS: dict[str, Callable[[Console, Any], None]] = {
@@ -329,3 +342,4 @@ VIEWS: dict[str, Callable[[Console, Any], None]] = {
 
 def render(console: Console, view: str | None, data: Any) -> None:
     VIEWS.get(view or "record", view_record)(console, data)
+

@@ -81,6 +81,17 @@ def path(name: str, raw: str) -> str:
     return raw
 
 
+def proxy_list(name: str, raw: str) -> str:
+    """Trusted proxies as uvicorn's FORWARDED_ALLOW_IPS: addresses or CIDR networks, comma-separated, or *."""
+    from .access.client_address import TrustedProxies
+
+    try:
+        TrustedProxies(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc}") from None
+    return raw.strip()
+
+
 def setting(env: str, default: Any, parse: Callable[[str, str], Any], help: str, *, secret: bool = False) -> Any:
     meta = {"env": env, "parse": parse, "help": help, "secret": secret, "default": default}
     return field(default=default, metadata=meta)
@@ -208,6 +219,17 @@ class Settings:
 
     # ---- issue 8: live daily history and per-symbol market-data sanity
     live_daily_path_cn: str = setting("LIVE_DAILY_PATH_CN", "data/live/onlytrade/frames.1d.json", path, "CN live daily bars (written by data_jobs.daily_history); live_file mode reads daily history only from here")
+    # ---- issue 10: access (named tokens and roles, two-person rule, proxies, connection limits)
+    control_tokens_file: str = setting("CONTROL_TOKENS_FILE", "", path, "Named control tokens: name:role:sha256 lines; roles viewer, auditor, operator, admin")
+    control_two_person: bool = setting("CONTROL_TWO_PERSON", False, boolean, "Admin actions (kill switch off, resets) need one admin's request and another's approval")
+    control_two_person_window_s: int = setting("CONTROL_TWO_PERSON_WINDOW_S", 900, integer(30, 86400), "How long a two-person request waits for its approval (s)")
+    forwarded_allow_ips: str = setting("FORWARDED_ALLOW_IPS", "", proxy_list, "Trusted proxies (addresses, CIDRs or *) whose X-Forwarded-For names the client; empty: the peer is the client")
+    http_header_timeout_s: float = setting("HTTP_HEADER_TIMEOUT_S", 10.0, decimal(1, 300), "A connection that has not sent a complete request head in this time is closed (s)")
+    http_body_timeout_s: float = setting("HTTP_BODY_TIMEOUT_S", 30.0, decimal(1, 600), "A request body not complete in this time is refused and its connection closed (s)")
+    http_send_timeout_s: float = setting("HTTP_SEND_TIMEOUT_S", 20.0, decimal(1, 600), "A connection whose unsent bytes stay above the bound this long is dropped (s)")
+    http_send_buffer_bytes: int = setting("HTTP_SEND_BUFFER_BYTES", 65536, integer(4096, 16777216), "Unsent-bytes bound per connection (kernel send buffer and write buffer)")
+    http_max_connections: int = setting("HTTP_MAX_CONNECTIONS", 0, integer(0), "Open-connection cap (0: the descriptor limit minus the reserve)")
+    descriptor_reserve: int = setting("DESCRIPTOR_RESERVE", 0, integer(0), "Descriptors kept for state files, logs and outgoing calls (0: max(64, 10% of the limit))")
 
     # ---- derived -------------------------------------------------------------------------
 
@@ -276,7 +298,7 @@ class Settings:
 
     @property
     def control_token_configured(self) -> bool:
-        return bool(self.control_api_token)
+        return bool(self.control_api_token or self.control_tokens_file)
 
 
 def is_loopback(host: str) -> bool:

@@ -70,6 +70,6 @@ async def post_reset_agent(call: ControlCall) -> Response:
 
 
 routes = [
-    control_route("/api/dev/factory-reset", post_factory_reset, action="dev.factory_reset"),
-    control_route("/api/dev/reset-agent", post_reset_agent, action="dev.reset_agent"),
+    control_route("/api/dev/factory-reset", post_factory_reset, action="dev.factory_reset", role="admin"),
+    control_route("/api/dev/reset-agent", post_reset_agent, action="dev.reset_agent", role="admin"),
 ]
