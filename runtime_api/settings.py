@@ -106,7 +106,7 @@ class Settings:
     backups_dir: str = setting("BACKUPS_DIR", "data/backups", path, "Snapshot backups taken before resets")
     replay_frames_path: str = setting("REPLAY_FRAMES_PATH", "data/replay/cn-a", path, "Replay 1m frames: a day-folder tree, a .jsonl or a market.frames.v1 .json")
     replay_breadth_path: str = setting("REPLAY_BREADTH_PATH", "", path, "Replay breadth series (default: market_breadth.1m.json files under the replay path)")
-    market_daily_history_days: int = setting("MARKET_DAILY_HISTORY_DAYS", 90, integer(20, 365), "Daily history window (selects frames.1d.<N>.json)")
+    market_daily_history_days: int = setting("MARKET_DAILY_HISTORY_DAYS", 111, integer(20, 365), "Daily history window (selects frames.1d.<N>.json)")
     market_daily_history_path: str = setting("MARKET_DAILY_HISTORY_PATH", "", path, "Daily history file (default: data/replay/cn-a/history/frames.1d.<N>.json)")
     seed_agents: str = setting("ONLYTRADE_SEED_AGENTS", "", text, "Agents to register and start when no registry file exists yet: comma list or 'all'")
 
@@ -205,6 +205,10 @@ class Settings:
     room_events_stream_packet_interval_ms: int = setting("ROOM_EVENTS_STREAM_PACKET_INTERVAL_MS", 15000, integer(2000), "SSE packet period")
     room_events_buffer_size: int = setting("ROOM_EVENTS_BUFFER_SIZE", 200, integer(10, 2000), "SSE replay buffer size")
     room_events_buffer_ttl_ms: int = setting("ROOM_EVENTS_BUFFER_TTL_MS", 60000, integer(2000), "SSE replay buffer TTL after the last viewer")
+
+    # ---- issue 8b: replay show (symbol names)
+    live_symbol_names_path_cn: str = setting("LIVE_SYMBOL_NAMES_PATH_CN", "data/live/onlytrade/symbol_names.cn-a.json", path, "CN short names JSON (data_jobs.symbol_names), used in live_file mode")
+    replay_symbol_names_path: str = setting("REPLAY_SYMBOL_NAMES_PATH", "data/replay/cn-a/symbol_names.json", path, "Short names of the replay pack's symbols, used in replay mode")
 
     # ---- derived -------------------------------------------------------------------------
 

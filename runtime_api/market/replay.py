@@ -52,10 +52,14 @@ class ReplayEngine:
     def _build_days(self) -> None:
         # The producer's window.trading_day is authoritative; the Shanghai date is the fallback.
         day_of_start: dict[int, str] = {}
+        first_bar: dict[str, dict[str, int]] = {}  # day -> symbol -> start of its first bar that day
         for symbol in self.index.symbols("1m"):
             for bar in self.index.frames(symbol, "1m"):
+                start = start_of(bar)
                 day = (bar.get("window") or {}).get("trading_day")
-                day_of_start.setdefault(start_of(bar), day or trading_day_of(start_of(bar), "CN-A"))
+                day = day_of_start.setdefault(start, day or trading_day_of(start, "CN-A"))
+                first_bar.setdefault(day, {}).setdefault(symbol, start)
+        self._first_bar = first_bar
         self._days: list[str] = []
         self._day_first: list[int] = []  # timeline index where each day starts
         for i, ts in enumerate(self.timeline):
@@ -155,6 +159,16 @@ class ReplayEngine:
         if self.cursor < 0:
             return None
         return self._days[bisect.bisect_right(self._day_first, self.cursor) - 1]
+
+    def symbols_at_cursor(self) -> set[str]:
+        """Symbols that have bars on the cursor's trading day at or before the cursor.
+
+        A symbol the pack does not cover on this day still has older bars (another day's), which
+        would only ever give a stale, untradeable context."""
+        current, day = self.current_ts_ms(), self.trading_day()
+        if current is None:
+            return set()
+        return {symbol for symbol, first in self._first_bar.get(day, {}).items() if first <= current}
 
     def visible_frames(self, symbol: str, limit: int | None = DEFAULT_LIMIT) -> list[dict]:
         """A symbol's last `limit` 1m bars (None for all) that started at or before the cursor, never later ones."""
