@@ -306,7 +306,8 @@ class AgentRuntime:
         clock = self.clock_ms()
         replay_status = self.svc.replay.status() if self.svc.replay else None
         trading_day = (replay_status or {}).get("trading_day") or trading_day_of(clock, market)
-        gathered = await anyio.to_thread.run_sync(self._gather, manifest, snapshot, market, clock, trading_day, limiter=self.worker)
+        session = self.svc.replay.session() if self.replay_active else None
+        gathered = await anyio.to_thread.run_sync(self._gather, manifest, snapshot, market, clock, trading_day, session, limiter=self.worker)
         cycle_number = int((snapshot.get("stats") or {}).get("decisions") or 0) + 1
         now_iso = iso_now()
         breaker = self.breaker_for(agent_id) if self.llm else None
@@ -334,7 +335,7 @@ class AgentRuntime:
             new_snapshot = await anyio.to_thread.run_sync(
                 lambda: portfolio.apply_decision(
                     gathered["snapshot"], record=record, fill=outcome.fill, trading_day=trading_day,
-                    replay=replay_block, settings=s, now_iso=now_iso,
+                    replay=replay_block, settings=s, now_iso=now_iso, session=session,
                 ),
                 limiter=self.worker,
             )
@@ -347,7 +348,7 @@ class AgentRuntime:
         await self._sinks(agent_id, manifest, market, record, outcome, gathered)
         return record
 
-    def _gather(self, manifest: dict, snapshot: dict, market: str, clock: int, trading_day: str) -> dict:
+    def _gather(self, manifest: dict, snapshot: dict, market: str, clock: int, trading_day: str, session: str | None = None) -> dict:
         """Collect frames, re-mark every holding and assemble the decision inputs (worker thread)."""
         s = self.settings
         svc = self.svc
@@ -382,7 +383,7 @@ class AgentRuntime:
         return {
             "candidates": candidates,
             "snapshot": snapshot,
-            "portfolio": portfolio.portfolio_input(snapshot, trading_day),
+            "portfolio": portfolio.portfolio_input(snapshot, trading_day, session),
             "memory_state": {
                 "replay": snapshot.get("replay"),
                 "stats": snapshot.get("stats"),

@@ -34,6 +34,7 @@ def save(path: Path, replay: ReplayEngine) -> None:
         "trading_day": replay.trading_day(),
         "timeline_length": len(replay.timeline),
         "running": replay.running,
+        "loop_count": replay.loops,
         "updated_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
     })
 
@@ -56,6 +57,8 @@ def restore(path: Path, replay: ReplayEngine) -> str | None:
         log.warning("saved replay bar %s is not in this replay pack: replay starts at the warmup cursor", ts)
         return "not_in_pack"
     replay.set_cursor(index)
+    loops = saved.get("loop_count")
+    replay.loops = loops if isinstance(loops, int) and not isinstance(loops, bool) and loops >= 0 else 0
     if saved.get("running") is False:
         replay.pause()  # paused by an operator (or a factory reset): stays paused until resumed
     log.info(

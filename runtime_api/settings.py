@@ -206,8 +206,9 @@ class Settings:
     room_events_buffer_size: int = setting("ROOM_EVENTS_BUFFER_SIZE", 200, integer(10, 2000), "SSE replay buffer size")
     room_events_buffer_ttl_ms: int = setting("ROOM_EVENTS_BUFFER_TTL_MS", 60000, integer(2000), "SSE replay buffer TTL after the last viewer")
 
-    # ---- issue 8b: replay show (symbol names)
+    # ---- issue 8b: replay show (symbol names, position review)
     live_symbol_names_path_cn: str = setting("LIVE_SYMBOL_NAMES_PATH_CN", "data/live/onlytrade/symbol_names.cn-a.json", path, "CN short names JSON (data_jobs.symbol_names), used in live_file mode")
+    agent_position_review_enabled: bool = setting("AGENT_POSITION_REVIEW_ENABLED", True, boolean, "Every second cycle focuses on a holding sellable today (false: the Node round-robin only)")
     replay_symbol_names_path: str = setting("REPLAY_SYMBOL_NAMES_PATH", "data/replay/cn-a/symbol_names.json", path, "Short names of the replay pack's symbols, used in replay mode")
 
     # ---- derived -------------------------------------------------------------------------

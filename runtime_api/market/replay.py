@@ -43,6 +43,7 @@ class ReplayEngine:
         self.warmup_bars = int(warmup_bars)
         self.loop = bool(loop)
         self.completed = False
+        self.loops = 0  # wraps so far: the same trading day replayed again is a new session
         self.running = bool(running) and bool(self.timeline)
         self.cursor = min(max(self.warmup_bars - 1, 0), len(self.timeline) - 1) if self.timeline else -1
         self._carry = 0.0
@@ -77,6 +78,7 @@ class ReplayEngine:
             return True
         if self.loop:
             self.cursor = 0
+            self.loops += 1
             return True
         self.running = False
         self.completed = True
@@ -159,6 +161,11 @@ class ReplayEngine:
         if self.cursor < 0:
             return None
         return self._days[bisect.bisect_right(self._day_first, self.cursor) - 1]
+
+    def session(self) -> str | None:
+        """The trading day, tagged with the loop pass after a wrap (`2026-02-10#1`): T+1 locks per session."""
+        day = self.trading_day()
+        return day if day is None or not self.loops else f"{day}#{self.loops}"
 
     def symbols_at_cursor(self) -> set[str]:
         """Symbols that have bars on the cursor's trading day at or before the cursor.
