@@ -353,7 +353,7 @@ class AgentRuntime:
         s = self.settings
         svc = self.svc
         pool = list(manifest.get("stock_pool") or []) or svc.market.symbols()
-        if svc.replay is not None and not s.live_mode:
+        if self.replay_active:
             # A symbol the replay day does not cover is no candidate: its newest bars are another day's.
             at_cursor = svc.replay.symbols_at_cursor()
             pool = [symbol for symbol in pool if symbol in at_cursor]
