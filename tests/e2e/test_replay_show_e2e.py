@@ -87,8 +87,10 @@ def test_replay_position_survives_sigkill_and_sigterm_and_factory_reset_rewinds_
         for agent_id in ("demo_momentum", "t_001"):
             snap = snapshot_replay(root, agent_id)
             assert snap["trading_day"] == status["trading_day"]
-            assert abs(snap["bar_cursor"] - status["cursor_index"]) <= 5 + 2, (snap, status["cursor_index"])
-        assert status["cursor_index"] >= 365 - 5
+            # The position is saved as each round starts; the replay keeps ticking while its agents
+            # decide (10 bars/s here), so a snapshot can be a few bars past it, or one round behind.
+            assert abs(snap["bar_cursor"] - status["cursor_index"]) <= 40, (snap, status["cursor_index"])
+        assert status["cursor_index"] >= 365 - 40
         # 3. SIGTERM: the cursor at shutdown is kept (the pause and resume went to disk too).
         data(server.control("/api/replay/runtime/control", {"action": "pause"}))
         data(server.control("/api/replay/runtime/control", {"action": "set_cursor", "cursor_index": 400}))
