@@ -117,7 +117,7 @@ class Settings:
     backups_dir: str = setting("BACKUPS_DIR", "data/backups", path, "Snapshot backups taken before resets")
     replay_frames_path: str = setting("REPLAY_FRAMES_PATH", "data/replay/cn-a", path, "Replay 1m frames: a day-folder tree, a .jsonl or a market.frames.v1 .json")
     replay_breadth_path: str = setting("REPLAY_BREADTH_PATH", "", path, "Replay breadth series (default: market_breadth.1m.json files under the replay path)")
-    market_daily_history_days: int = setting("MARKET_DAILY_HISTORY_DAYS", 90, integer(20, 365), "Daily history window (selects frames.1d.<N>.json)")
+    market_daily_history_days: int = setting("MARKET_DAILY_HISTORY_DAYS", 111, integer(20, 365), "Daily history window (selects frames.1d.<N>.json)")
     market_daily_history_path: str = setting("MARKET_DAILY_HISTORY_PATH", "", path, "Daily history file (default: data/replay/cn-a/history/frames.1d.<N>.json)")
     seed_agents: str = setting("ONLYTRADE_SEED_AGENTS", "", text, "Agents to register and start when no registry file exists yet: comma list or 'all'")
 
@@ -230,6 +230,10 @@ class Settings:
     http_send_buffer_bytes: int = setting("HTTP_SEND_BUFFER_BYTES", 65536, integer(4096, 16777216), "Unsent-bytes bound per connection (kernel send buffer and write buffer)")
     http_max_connections: int = setting("HTTP_MAX_CONNECTIONS", 0, integer(0), "Open-connection cap (0: the descriptor limit minus the reserve)")
     descriptor_reserve: int = setting("DESCRIPTOR_RESERVE", 0, integer(0), "Descriptors kept for state files, logs and outgoing calls (0: max(64, 10% of the limit))")
+    # ---- issue 8b: replay show (symbol names, position review)
+    live_symbol_names_path_cn: str = setting("LIVE_SYMBOL_NAMES_PATH_CN", "data/live/onlytrade/symbol_names.cn-a.json", path, "CN short names JSON (data_jobs.symbol_names), used in live_file mode")
+    agent_position_review_enabled: bool = setting("AGENT_POSITION_REVIEW_ENABLED", True, boolean, "Every second cycle focuses on a holding sellable today (false: the Node round-robin only)")
+    replay_symbol_names_path: str = setting("REPLAY_SYMBOL_NAMES_PATH", "data/replay/cn-a/symbol_names.json", path, "Short names of the replay pack's symbols, used in replay mode")
 
     # ---- derived -------------------------------------------------------------------------
 
