@@ -206,6 +206,36 @@ class Settings:
     room_events_buffer_size: int = setting("ROOM_EVENTS_BUFFER_SIZE", 200, integer(10, 2000), "SSE replay buffer size")
     room_events_buffer_ttl_ms: int = setting("ROOM_EVENTS_BUFFER_TTL_MS", 60000, integer(2000), "SSE replay buffer TTL after the last viewer")
 
+    # ---- issue 9: room chat, narration, TTS config, bets, built web front end
+    chat_dir: str = setting("CHAT_DIR", "data/chat", path, "Room chat: one JSONL per room (<dir>/rooms/<id>.jsonl)")
+    chat_retention_messages: int = setting("CHAT_RETENTION_MESSAGES", 2000, integer(50, 100000), "Chat records kept per room (file compacted past twice this)")
+    chat_viewer_posts_enabled: bool = setting("CHAT_VIEWER_POSTS_ENABLED", False, boolean, "Viewers may post (off: 403 chat_posting_disabled)")
+    chat_max_text_len: int = setting("CHAT_MAX_TEXT_LEN", 600, integer(10, 2000), "Viewer message limit (characters)")
+    chat_rate_limit_per_min: int = setting("CHAT_RATE_LIMIT_PER_MIN", 20, integer(1), "Posts per room and session per 60 s")
+    chat_rate_limit_per_ip_per_min: int = setting("CHAT_RATE_LIMIT_PER_IP_PER_MIN", 60, integer(1), "Posts per client address per 60 s (all rooms)")
+    chat_agent_max_chars: int = setting("CHAT_AGENT_MAX_CHARS", 180, integer(24, 800), "Agent message length cap")
+    chat_agent_max_sentences: int = setting("CHAT_AGENT_MAX_SENTENCES", 3, integer(1, 4), "Agent message sentence cap")
+    chat_llm_enabled: bool = setting("CHAT_LLM_ENABLED", False, boolean, "Agent replies from the LLM (needs OPENAI_API_KEY; within the agent's LLM breaker)")
+    chat_openai_model: str = setting("CHAT_OPENAI_MODEL", "", text, "Chat model (default: OPENAI_MODEL)")
+    chat_llm_timeout_ms: int = setting("CHAT_LLM_TIMEOUT_MS", 7000, integer(1000, 60000), "Chat LLM call timeout")
+    chat_decision_narration_enabled: bool = setting("CHAT_DECISION_NARRATION_ENABLED", True, boolean, "The agent narrates its decisions in the room")
+    chat_decision_narration_min_interval_ms: int = setting("CHAT_DECISION_NARRATION_MIN_INTERVAL_MS", 60000, integer(5000), "Narration gap after a trade")
+    chat_decision_narration_hold_interval_ms: int = setting("CHAT_DECISION_NARRATION_HOLD_INTERVAL_MS", 25000, integer(5000), "Narration gap after a hold")
+    chat_decision_narration_conservative_hold_interval_ms: int = setting("CHAT_DECISION_NARRATION_CONSERVATIVE_HOLD_INTERVAL_MS", 20000, integer(5000), "Narration gap after a hold (conservative agents)")
+    chat_public_proactive_interval_ms: int = setting("CHAT_PUBLIC_PROACTIVE_INTERVAL_MS", 90000, integer(10000), "Quiet time before the agent speaks unprompted (only while watched and trading)")
+    chat_tts_enabled: bool = setting("CHAT_TTS_ENABLED", False, boolean, "Text-to-speech of agent messages (needs OPENAI_API_KEY)")
+    chat_tts_model: str = setting("CHAT_TTS_MODEL", "tts-1-hd", text, "OpenAI TTS model")
+    chat_tts_response_format: str = setting("CHAT_TTS_RESPONSE_FORMAT", "mp3", choice("mp3", "opus", "aac", "flac", "wav"), "TTS audio format")
+    chat_tts_speed: float = setting("CHAT_TTS_SPEED", 1.0, decimal(0.25, 4), "TTS base speed")
+    chat_tts_tone_speed_energetic: float = setting("CHAT_TTS_TONE_SPEED_ENERGETIC", 1.08, decimal(0.25, 4), "TTS speed of the energetic tone")
+    chat_tts_max_chars: int = setting("CHAT_TTS_MAX_CHARS", 320, integer(48, 600), "TTS text cut")
+    bets_enabled: bool = setting("BETS_ENABLED", True, boolean, "Daily bet board (virtual points, no money)")
+    bets_ledger_path: str = setting("BETS_LEDGER_PATH", "data/bets/ledger.json", path, "Bets ledger (bets.ledger.v2)")
+    bets_house_edge: float = setting("BETS_HOUSE_EDGE", 0.08, decimal(0, 0.3), "Odds margin")
+    bets_starting_points: int = setting("BETS_STARTING_POINTS", 1000, integer(0, 1000000), "Points a new viewer session starts with")
+    bets_place_rate_limit_per_min: int = setting("BETS_PLACE_RATE_LIMIT_PER_MIN", 30, integer(1), "Bet placements per client address per 60 s")
+    onlytrade_web_dist: str = setting("ONLYTRADE_WEB_DIST", "", path, "A built web front end to serve under /onlytrade/ (empty: none)")
+
     # ---- derived -------------------------------------------------------------------------
 
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime, timezone
 
 import anyio
 from starlette.requests import Request
@@ -11,6 +12,8 @@ from starlette.responses import Response
 from ..control import ControlCall, control_route, read_route
 from ..errors import ApiError, bad_request
 from ..http import query_int, query_str
+from ..memory import default_snapshot
+from ..session_calendar import market_of_exchange
 from ..responses import ok
 
 
@@ -160,10 +163,14 @@ async def get_agent_memory(request: Request) -> Response:
     agent_id = query_str(request, "trader_id")
     memory = ctx.svc.memory
     if agent_id:
-        ctx.trader(agent_id)
+        rec = ctx.svc.registry.get(agent_id)
+        if not rec or rec.get("available") is False:
+            raise ApiError(404, "memory_not_found", f"no registered agent {agent_id!r}")
         snap = await anyio.to_thread.run_sync(memory.get, agent_id)
-        if snap is None:
-            raise ApiError(404, "memory_not_found", f"{agent_id} has no memory snapshot yet")
+        if snap is None:  # registered, never decided: its initial snapshot, as Node (nothing is written)
+            now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            snap = default_snapshot(agent_id, rec.get("agent_name") or agent_id, ctx.settings, now,
+                                    market=market_of_exchange(str(rec.get("exchange_id") or "")))
         return ctx.cache.get(("memory", agent_id), ctx.state_version(), lambda: snap)
 
     def build():
