@@ -149,10 +149,11 @@ class BetsService:
         row = self.ledger.state["credits_by_session"].get(public_id) if public_id else None
         return int(row["credit_points"]) if row else self.settings.bets_starting_points
 
-    def _credits_row(self, public_id: str, *, short: bool = False) -> dict | None:
-        row = self.ledger.state["credits_by_session"].get(public_id)
-        if row is None:
-            return None
+    def _credits_row(self, public_id: str, *, short: bool = False) -> dict:
+        """A session's points; a verified session that never bet has the starting balance."""
+        row = self.ledger.state["credits_by_session"].get(public_id) or {
+            "user_session_id": public_id, "user_nickname": self.sessions.nickname(public_id),
+            "credit_points": self.settings.bets_starting_points, "settled_bets": 0, "win_count": 0, "updated_ts_ms": None}
         if short:
             return {k: row.get(k) for k in ("credit_points", "settled_bets", "win_count")}
         return {k: row.get(k) for k in ("user_session_id", "user_nickname", "credit_points", "settled_bets",

@@ -97,9 +97,9 @@ def narration_text(record: dict) -> str | None:
         signal = next((s for s in steps if s.startswith("信号快照")), None) or (steps[1] if len(steps) > 2 else steps[0])
         action_text = action.split("：", 1)[-1].strip()
         if any(word in action_text for word in _HOLDISH):
-            text = f"{_pick(('先看看', '稳住', '观察中'), seed)}：{signal}，这一轮先等等"
+            text = f"{_pick(('先看看', '稳住', '观察中'), seed)}：{signal.rstrip('。')}，这一轮先等等"
         else:
-            text = f"{_pick(('出手了', '这一轮', '行动'), seed)}：{action_text}；依据：{signal}"
+            text = f"{_pick(('出手了', '这一轮', '行动'), seed)}：{action_text.rstrip('。')}；依据：{signal}"
     else:
         symbol, action = head.get("symbol"), str(head.get("action") or "hold").upper()
         if not symbol:
