@@ -205,7 +205,7 @@ class BetsService:
             credits.update(credit_points=available - stake, user_nickname=nickname, updated_ts_ms=now)
 
         await anyio.to_thread.run_sync(self.ledger.change, mutate)
-        return self.payload(market, public_id)
+        return await anyio.to_thread.run_sync(self.payload, market, public_id)
 
     # ---- freeze and settlement (the timer) -------------------------------------------------------------
 
@@ -248,7 +248,7 @@ class BetsService:
         day = self.ledger.state["days"].get(state_id)
         if (day and day.get("freeze_returns_by_trader") is not None) or (not day and state_id in self._frozen_memory):
             return
-        returns = self.live_returns(self.candidates(market), clock["day_key"])
+        returns = await anyio.to_thread.run_sync(self.live_returns, self.candidates(market), clock["day_key"])
         now = wall_ms()
         if not day:  # nobody bet: show the frozen board, write nothing
             self._frozen_memory = {state_id: {"returns": returns, "ts_ms": now},
@@ -266,7 +266,7 @@ class BetsService:
         candidates = self.candidates(market)
         returns = day.get("freeze_returns_by_trader")
         if returns is None:  # the cutoff was never observed (e.g. a replay jump): freeze now
-            returns = self.live_returns(candidates, day["day_key"])
+            returns = await anyio.to_thread.run_sync(self.live_returns, candidates, day["day_key"])
         edge = self.settings.bets_house_edge
         now = wall_ms()
 

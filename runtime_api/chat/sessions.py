@@ -38,8 +38,11 @@ def load_key(path: Path) -> bytes:
             raw = path.read_bytes().strip()
         except FileNotFoundError:
             raw = b""
-        if len(raw) >= 64:
-            return bytes.fromhex(raw.decode("ascii"))
+        try:
+            if len(raw) >= 64:
+                return bytes.fromhex(raw.decode("ascii"))
+        except ValueError:
+            pass  # unreadable: a new key (existing sessions must bootstrap again)
         key = secrets.token_bytes(32)
         write_bytes_atomic(path, key.hex().encode() + b"\n", locked=False)
         os.chmod(path, 0o600)

@@ -89,9 +89,11 @@ class ChatStore:
 
     # ---- reads (memory only; the room must be loaded) --------------------------------------
 
-    def _records(self, room_id: str) -> deque:
+    def _records(self, room_id: str) -> tuple:
+        # tuple() copies the deque in one step under the GIL, so a worker thread's append can never
+        # interleave with a read on the event loop ("deque mutated during iteration").
         room = self._rooms.get(room_id)
-        return room.records if room is not None else deque()
+        return tuple(room.records) if room is not None else ()
 
     def public(self, room_id: str, limit: int, before_ts_ms: int | None = None) -> list[dict]:
         return _last(self._records(room_id), limit, before_ts_ms, lambda r: r.get("visibility") == "public")

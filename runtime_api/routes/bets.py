@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import anyio
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -31,7 +33,8 @@ async def get_bets_market(request: Request) -> Response:
     """Today's board (`bets.market.v1`) for a market or a trader's market; `my_bet` needs the session credential."""
     bets = _bets(request)
     market = bets.market_of_request(query_str(request, "market"), query_str(request, "trader_id"))
-    return ok(bets.payload(market, _viewer(request, request.query_params.get("user_session_id"))))
+    viewer = _viewer(request, request.query_params.get("user_session_id"))
+    return ok(await anyio.to_thread.run_sync(bets.payload, market, viewer))  # snapshots may load from disk
 
 
 async def post_bets_place(request: Request) -> Response:

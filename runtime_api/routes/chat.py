@@ -24,12 +24,12 @@ MAX_LIMIT = 200
 def _limit(request: Request) -> int:
     raw = request.query_params.get("limit")
     try:
-        value = math.floor(float(raw)) if raw not in (None, "") else DEFAULT_LIMIT
+        value = float(raw) if raw not in (None, "") else DEFAULT_LIMIT
     except ValueError:
         return DEFAULT_LIMIT
     if not math.isfinite(value):
         return DEFAULT_LIMIT
-    return max(1, min(MAX_LIMIT, int(value)))
+    return max(1, min(MAX_LIMIT, math.floor(value)))
 
 
 def _before(request: Request) -> int | None:

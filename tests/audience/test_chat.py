@@ -226,3 +226,63 @@ async def test_tts_config_shape_and_disabled_speech(root):
         assert config["voice_map"]["t_003"] == "nova" and AGENT in config["room_profiles"]
         assert config["providers"]["selfhosted"]["endpoint"] == ""  # no built-in public address
         assert_error(await api.client.post("/api/chat/tts", json={"room_id": AGENT, "text": "hi"}), 503, "tts_disabled")
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e400", "-1", "abc", "", "2.9"])
+async def test_odd_query_numbers_never_fail_a_read(root, value):
+    async with app_with(root) as api:
+        await on_air(api)
+        session = (await bootstrap(api))["user_session_id"]
+        params = {"limit": value, "before_ts_ms": value, "user_session_id": session}
+        for path in (f"/api/chat/rooms/{AGENT}/public", f"/api/chat/rooms/{AGENT}/private", "/api/bets/credits", "/api/bets/market"):
+            assert (await api.get(path, params=params)).status_code == 200, (path, value)
+
+
+@pytest.mark.parametrize(("body", "status", "code"), [
+    ({"text": {"a": 1}}, 400, "invalid_text"),
+    ({"text": ["x"]}, 400, "invalid_text"),
+    ({"user_session_id": 7}, 403, "unverified_user_session"),
+    ({"user_nickname": {"x": 1}, "text": 12}, 200, None),  # a number is its decimal text, as Node
+])
+async def test_odd_post_bodies_get_clear_errors(root, body, status, code):
+    async with app_with(root, **POSTING) as api:
+        await on_air(api)
+        session = (await bootstrap(api))["user_session_id"]
+        full = {"user_session_id": session, "message_type": "public_plain", "text": "hi", **body}
+        resp = await api.client.post(f"/api/chat/rooms/{AGENT}/messages", json=full)
+        if code:
+            assert_error(resp, status, code)
+        else:
+            assert data_of(resp)["message"]["text"] == "12"
+
+
+async def test_speech_is_made_once_per_agent_message_by_the_provider(root):
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from tests.streaming.helpers import serve
+
+    calls = []
+
+    async def speech(request):
+        calls.append(await request.json())
+        return Response(b"ID3-fake-mp3-bytes", media_type="audio/mpeg")
+
+    provider = Starlette(routes=[Route("/v1/audio/speech", speech, methods=["POST"])])
+    async with serve(provider) as base:
+        async with app_with(root, CHAT_TTS_ENABLED="true", OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=f"{base}/v1") as api:
+            await on_air(api)
+            assert data_of(await api.get("/api/chat/tts/config"))["enabled"] is True
+            await step(api)
+            narration = data_of(await api.get(f"/api/chat/rooms/{AGENT}/public"))["messages"][-1]
+            for _ in range(3):
+                resp = await api.client.post("/api/chat/tts", json={"room_id": AGENT, "text": narration["text"],
+                                                                    "message_id": narration["id"]})
+                assert resp.status_code == 200 and resp.content == b"ID3-fake-mp3-bytes"
+                assert resp.headers["content-type"] == "audio/mpeg" and resp.headers["x-tts-voice"] == "nova"
+            free = await api.client.post("/api/chat/tts", json={"room_id": AGENT, "text": "say anything I want"})
+            assert_error(free, 400, "message_id_required")
+            assert_error(await api.client.post("/api/chat/tts", json={"room_id": AGENT}), 400, "text_required")
+            assert_error(await api.client.post("/api/chat/tts", json={"room_id": "t_999", "text": "x"}), 404, "room_not_found")
+    assert len(calls) == 1 and calls[0]["input"] == narration["text"] and calls[0]["model"] == "tts-1-hd"
