@@ -180,6 +180,15 @@ def test_room_chat_arrives_over_sse_and_the_bet_board_is_open(server, browser, s
             expect(entries).to_contain_text(traders[agent])
         market = watch.bodies["bets"][-1]
         assert market["betting_open"] is True and {e["trader_id"] for e in market["entries"]} == set(LOBBY)
+        expect(board).to_contain_text("points=1000")
+
+        # The unchanged client places a bet with the session it bootstrapped: the stake is debited.
+        board.locator("select").select_option("t_003")
+        with page.expect_response(lambda r: "/api/bets/place" in r.url) as placed:
+            board.get_by_role("button", name="Place").click()
+        assert placed.value.status == 200
+        expect(board).to_contain_text("points=900")
+        expect(board).to_contain_text("pool=100")
         avatars_loaded(page)
 
 
