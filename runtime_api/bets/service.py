@@ -18,6 +18,7 @@ import time
 import anyio
 
 from ..errors import ApiError
+from ..numbers import finite
 from ..session_calendar import market_of_exchange
 from ..chat.limits import SlidingWindow
 from . import odds as odds_mod
@@ -315,10 +316,5 @@ def _next_round(state: dict) -> None:
 
 def _stake(raw) -> int:
     """Node's rule: missing or non-numeric → 10; else rounded and clamped to 1..100000."""
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        return DEFAULT_STAKE
-    if not math.isfinite(value):
-        return DEFAULT_STAKE
-    return int(min(MAX_STAKE, max(1, round(value))))
+    value = finite(raw)
+    return DEFAULT_STAKE if value is None else int(min(MAX_STAKE, max(1, round(value))))

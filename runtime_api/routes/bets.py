@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import anyio
 
 from starlette.requests import Request
@@ -13,6 +11,7 @@ from ..audience import audience_of
 from ..control import client_ip, read_route
 from ..errors import ApiError
 from ..http import json_body, query_str
+from ..numbers import finite
 from ..responses import ok
 from ..viewer_actions import viewer_route
 
@@ -55,12 +54,8 @@ async def post_bets_place(request: Request) -> Response:
 async def get_bets_credits(request: Request) -> Response:
     """The points leaderboard (`bets.credits.v1`; limit 1..200, default 20) and the caller's row."""
     bets = _bets(request)
-    raw = request.query_params.get("limit")
-    try:
-        limit = float(raw) if raw not in (None, "") else 20
-    except ValueError:
-        limit = 20
-    limit = 20 if not math.isfinite(limit) or limit == 0 else int(max(1, min(200, limit)))
+    value = finite(request.query_params.get("limit"))
+    limit = 20 if not value else int(max(1, min(200, value)))  # 0 counts as missing, as Node
     return ok(bets.credits(_viewer(request, request.query_params.get("user_session_id")), limit))
 
 

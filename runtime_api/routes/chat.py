@@ -14,6 +14,7 @@ from ..control import client_ip, read_route
 from ..errors import ApiError
 from ..http import json_body
 from ..manifests import AGENT_ID_RE
+from ..numbers import finite
 from ..responses import ok
 from ..viewer_actions import viewer_route
 
@@ -22,23 +23,13 @@ MAX_LIMIT = 200
 
 
 def _limit(request: Request) -> int:
-    raw = request.query_params.get("limit")
-    try:
-        value = float(raw) if raw not in (None, "") else DEFAULT_LIMIT
-    except ValueError:
-        return DEFAULT_LIMIT
-    if not math.isfinite(value):
-        return DEFAULT_LIMIT
-    return max(1, min(MAX_LIMIT, math.floor(value)))
+    value = finite(request.query_params.get("limit"))
+    return DEFAULT_LIMIT if value is None else max(1, min(MAX_LIMIT, math.floor(value)))
 
 
 def _before(request: Request) -> int | None:
-    raw = (request.query_params.get("before_ts_ms") or "").strip()
-    try:
-        value = float(raw)
-    except ValueError:
-        return None
-    return int(value) if math.isfinite(value) else None
+    value = finite(request.query_params.get("before_ts_ms"))
+    return None if value is None else int(value)
 
 
 def _room_id(request: Request) -> str:

@@ -17,11 +17,10 @@ import pytest
 
 from tests.e2e.server import RuntimeProcess
 
+from tests.viewer.chromium import CHROMIUM, MISSING, launched
+
 REPO = Path(__file__).resolve().parents[2]
 DIST = REPO.parent / "shared" / "realclient" / "onlytrade-web-dist"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 AGENT = "demo_momentum"
 LOBBY = ("demo_momentum", "t_001", "t_003", "t_004")
 OUTSIDE = re.compile(r"^https?://(?!127\.0\.0\.1[:/])")
@@ -29,8 +28,7 @@ OUTSIDE = re.compile(r"^https?://(?!127\.0\.0\.1[:/])")
 pytestmark = [
     pytest.mark.skipif(not (DIST / "index.html").is_file(),
                        reason=f"the real client build is not here ({DIST}): the shared folder is missing"),
-    pytest.mark.skipif(not CHROMIUM.exists(),
-                       reason="the browser test drives Debian's Chromium at /usr/bin/chromium: `apt-get install -y chromium`"),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=MISSING),
 ]
 
 
@@ -59,14 +57,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launched() as chromium:
+        yield chromium
 
 
 class Watch:
