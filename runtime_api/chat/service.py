@@ -45,6 +45,7 @@ class ChatService:
         self.changed: Callable[[str], Any] = lambda room_id: None
         self.watchers: Callable[[str], int] = lambda room_id: 0
         self._last_narration: dict[str, tuple[int, Any]] = {}
+        self._headlines: dict[str, list[str]] = {}
         self.counters = {"narrations": 0, "narrations_throttled": 0, "proactive": 0, "replies_rule": 0,
                          "replies_llm": 0, "llm_failures": 0, "llm_skipped_breaker": 0}
 
@@ -167,14 +168,15 @@ class ChatService:
         return history[0] if history else None
 
     def _titles(self, room_id: str) -> list[str]:
-        history = self.ctx.runtime.history.get(room_id)
-        return []  if not history else [t for t in ((history[0].get("news_digest") or {}).get("titles") or []) if t][:1]
+        return self._headlines.get(room_id, [])
 
     # ---- the agent speaks -------------------------------------------------------------------------
 
     async def on_decision(self, agent_id: str, record: dict, meta: dict) -> None:
         """Decision listener: narrate it (throttled as Node: holds ≥25 s apart, trades ≥60 s)."""
         s = self.settings
+        titles = ((meta or {}).get("news_digest") or {}).get("titles") or []
+        self._headlines[agent_id] = [str(t) for t in titles if t][:1]  # what the agent read: for replies
         if not s.chat_decision_narration_enabled or not self.on_air_for_decision(agent_id):
             return
         head = (record.get("decisions") or [{}])[0] or {}
