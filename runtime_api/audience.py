@@ -15,7 +15,7 @@ from .bets.service import BetsService
 from .chat.service import ChatService
 from .chat.sessions import Sessions, load_key
 from .chat.store import ChatStore
-from .chat.tts import Speech
+from .chat.tts import Speech, enabled as tts_enabled
 from .services import BootError
 from .settings import display_path
 from .storage import CorruptFileError
@@ -67,3 +67,25 @@ def install_audience(ctx) -> Audience:
 
 def audience_of(ctx) -> Audience:
     return ctx.extra[KEY]
+
+
+def audience_status(ctx) -> dict:
+    """`chat_streaming` of the runtime status: what the audience features do, for operators."""
+    s = ctx.settings
+    aud = audience_of(ctx)
+    return {
+        "viewer_posts_enabled": s.chat_viewer_posts_enabled,
+        "narration_enabled": s.chat_decision_narration_enabled,
+        "narration_intervals_ms": {"trade": s.chat_decision_narration_min_interval_ms,
+                                   "hold": s.chat_decision_narration_hold_interval_ms,
+                                   "conservative_hold": s.chat_decision_narration_conservative_hold_interval_ms},
+        "proactive_interval_ms": s.chat_public_proactive_interval_ms,
+        "llm_enabled": aud.chat.llm is not None,
+        "tts_enabled": tts_enabled(s),
+        "counters": dict(aud.chat.counters),
+        "store": {"rooms_loaded": aud.chat.store.rooms_loaded, "retention": aud.chat.store.retention,
+                  "compactions": aud.chat.store.compactions},
+        "speech": {"synth_calls": aud.speech.synth_calls},
+        "bets": None if aud.bets is None else {"settlements": aud.bets.settlements, "ledger_writes": aud.bets.ledger.writes,
+                                               "replay_round": aud.bets.ledger.state.get("replay_round", 0)},
+    }

@@ -50,6 +50,10 @@ class ChatStore:
             raise ValueError(f"invalid room id {room_id!r}")
         return self.dir / f"{room_id}.jsonl"
 
+    @property
+    def rooms_loaded(self) -> int:
+        return len(self._rooms)
+
     def loaded(self, room_id: str) -> bool:
         return room_id in self._rooms
 

@@ -9,6 +9,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..audience import audience_status
 from ..control import ControlCall, control_route, read_route
 from ..errors import ApiError, bad_request
 from ..http import query_int, query_str
@@ -84,6 +85,7 @@ def runtime_status(ctx, freshness: dict) -> dict:
         "memory_errors": ctx.svc.memory.errored(),
         "event_loop": ctx.loop_monitor.status(),
         "response_cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
+        "chat_streaming": audience_status(ctx),
         "traders": agents,
     }
 

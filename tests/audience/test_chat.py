@@ -286,3 +286,13 @@ async def test_speech_is_made_once_per_agent_message_by_the_provider(root):
             assert_error(await api.client.post("/api/chat/tts", json={"room_id": AGENT}), 400, "text_required")
             assert_error(await api.client.post("/api/chat/tts", json={"room_id": "t_999", "text": "x"}), 404, "room_not_found")
     assert len(calls) == 1 and calls[0]["input"] == narration["text"] and calls[0]["model"] == "tts-1-hd"
+
+
+async def test_runtime_status_shows_what_the_chat_does(root):
+    async with app_with(root) as api:
+        await on_air(api)
+        await step(api)
+        status = data_of(await api.get("/api/agent/runtime/status"))["chat_streaming"]
+    assert status["viewer_posts_enabled"] is False and status["narration_enabled"] is True
+    assert status["counters"]["narrations"] == 1 and status["store"]["rooms_loaded"] >= 1
+    assert status["bets"] == {"settlements": 0, "ledger_writes": 0, "replay_round": 0}
