@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
 
 import anyio
 from starlette.requests import Request
@@ -13,9 +12,9 @@ from ..audience import audience_status
 from ..control import ControlCall, control_route, read_route
 from ..errors import ApiError, bad_request
 from ..http import query_int, query_str
-from ..memory import default_snapshot
-from ..session_calendar import market_of_exchange
+from ..memory import default_snapshot, utc_iso
 from ..responses import ok
+from ..session_calendar import market_of_exchange
 
 
 def runtime_summary(ctx) -> dict:
@@ -169,9 +168,10 @@ async def get_agent_memory(request: Request) -> Response:
         if not rec or rec.get("available") is False:
             raise ApiError(404, "memory_not_found", f"no registered agent {agent_id!r}")
         snap = await anyio.to_thread.run_sync(memory.get, agent_id)
+        if snap is None and agent_id in memory.errored():  # a corrupt file, quarantined: not a fresh agent
+            raise ApiError(409, "agent_memory_corrupt", memory.errored()[agent_id])
         if snap is None:  # registered, never decided: its initial snapshot, as Node (nothing is written)
-            now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-            snap = default_snapshot(agent_id, rec.get("agent_name") or agent_id, ctx.settings, now,
+            snap = default_snapshot(agent_id, rec.get("agent_name") or agent_id, ctx.settings, utc_iso(),
                                     market=market_of_exchange(str(rec.get("exchange_id") or "")))
         return ctx.cache.get(("memory", agent_id), ctx.state_version(), lambda: snap)
 

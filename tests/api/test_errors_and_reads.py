@@ -8,7 +8,7 @@ import os
 import pytest
 from starlette.routing import Route
 
-from .conftest import TOKEN, assert_error, data_of
+from .conftest import TOKEN, assert_error, data_of, make_settings, open_api
 
 pytestmark = pytest.mark.anyio
 
@@ -48,6 +48,18 @@ async def test_memory_of_an_unknown_agent_is_node_404_and_a_new_agent_gets_its_i
     assert snap["trader_id"] == "t_002" and snap["stats"]["decisions"] == 0 and snap["holdings"] == []
     assert snap["stats"]["initial_balance"] == 100000 and snap["trader_name"]
     assert not (root / "data" / "agent-memory" / "t_002.json").exists()  # a read writes nothing
+
+
+async def test_memory_of_a_corrupt_snapshot_is_409_not_a_fresh_agent(root):
+    (root / "data" / "agent-memory").mkdir(parents=True)
+    (root / "data" / "agent-memory" / "t_002.json").write_text('{"schema_version": "agent.memory.v2", "trader_id": ')
+    handle, lifespan = await open_api(make_settings(root))
+    try:
+        data_of(await handle.control("/api/agents/t_002/register"))
+        assert_error(await handle.get("/api/agent/memory", params={"trader_id": "t_002"}), 409, "agent_memory_corrupt")
+    finally:
+        await handle.client.aclose()
+        await lifespan.__aexit__(None, None, None)
 
 
 async def test_trader_config_unknown_is_404(api):
