@@ -187,6 +187,9 @@ def test_room_chat_arrives_over_sse_and_the_bet_board_is_open(server, browser, s
 def test_stream_page_badges_betting_and_chat(server, browser, shots):
     from playwright.sync_api import expect
 
+    with server.client() as c:
+        if not data(c.get(f"/api/chat/rooms/{AGENT}/public"))["messages"]:  # run alone: one decision to narrate
+            data(server.control("/api/agent/runtime/control", {"action": "step"}))
     with open_page(browser, server, f"/onlytrade/stream?trader={AGENT}", shots, "stream") as (page, watch):
         expect(page.get_by_test_id("app-page-stream")).to_be_visible()
         for label in ("market overview", "headlines", "market breadth"):
