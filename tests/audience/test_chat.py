@@ -296,3 +296,31 @@ async def test_runtime_status_shows_what_the_chat_does(root):
     assert status["viewer_posts_enabled"] is False and status["narration_enabled"] is True
     assert status["counters"]["narrations"] == 1 and status["store"]["rooms_loaded"] >= 1
     assert status["bets"] == {"settlements": 0, "ledger_writes": 0, "replay_round": 0}
+
+
+async def test_read_errors(root):
+    async with app_with(root) as api:
+        await on_air(api)
+        session = (await bootstrap(api))["user_session_id"]
+        assert_error(await api.get("/api/chat/rooms/t_999/public"), 404, "room_not_found")
+        assert_error(await api.get("/api/chat/rooms/BAD%20ID/public"), 400, "invalid_room_id")
+        assert_error(await api.get("/api/chat/rooms/t_999/private", params={"user_session_id": session}), 404, "room_not_found")
+        assert_error(await api.get("/api/bets/market", params={"trader_id": "t_999"}), 404, "trader_not_available_for_bet")
+        assert data_of(await api.get("/api/bets/market", params={"market": "us"}))["market"] == "US"
+
+
+async def test_bets_can_be_switched_off(root):
+    async with app_with(root, BETS_ENABLED="false") as api:
+        await on_air(api)
+        session = (await bootstrap(api))["user_session_id"]
+        for resp in (await api.get("/api/bets/market"), await api.get("/api/bets/credits"),
+                     await api.client.post("/api/bets/place", json={"user_session_id": session, "trader_id": AGENT})):
+            assert_error(resp, 404, "bets_disabled")
+        assert data_of(await api.get(f"/api/rooms/{AGENT}/stream-packet"))["bets"] == {"enabled": False}
+
+
+async def test_speech_refuses_a_non_numeric_speed(root):
+    async with app_with(root, CHAT_TTS_ENABLED="true", OPENAI_API_KEY="sk-test") as api:
+        await on_air(api)
+        resp = await api.client.post("/api/chat/tts", json={"room_id": AGENT, "text": "x", "speed": "fast"})
+        assert_error(resp, 400, "invalid_speed")
