@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -13,6 +14,7 @@ from starlette.responses import Response
 
 from .access.gate import AccessConfigError, build_access
 from .agent_runtime import AgentRuntime
+from .audience import install_audience
 from .context import AppContext
 from .control import ControlAudit
 from .errors import ApiError
@@ -50,11 +52,22 @@ def build_context(settings: Settings) -> AppContext:
     except AccessConfigError as exc:
         raise BootError(str(exc)) from None
     install_viewer_streams(ctx)  # ctx.extra["viewer_streams"]; listens to every decision
+    install_audience(ctx)  # ctx.extra["audience"]: chat, narration, bets, speech
     if ctx.runtime.paused_reason:
         log.warning("runtime paused (%s) since before this boot: no cycles until an explicit resume", ctx.runtime.paused_reason)
     if svc.kill_switch.active:
         log.warning("kill switch active at boot (sources: %s): no cycles until it is cleared", ",".join(svc.kill_switch.sources()))
     return ctx
+
+
+def web_dist(settings: Settings) -> Path | None:
+    """The built front end to serve (ONLYTRADE_WEB_DIST), or None; a folder without index.html stops boot."""
+    if not settings.onlytrade_web_dist:
+        return None
+    dist = settings.resolve(settings.onlytrade_web_dist)
+    if not (dist / "index.html").is_file():
+        raise BootError(f"ONLYTRADE_WEB_DIST: no index.html in {dist}")
+    return dist
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -69,6 +82,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         monitor_task = asyncio.create_task(ctx.loop_monitor.run(), name="loop-monitor")
         rescan_task = asyncio.create_task(ctx.runtime.maintain(), name="manifest-rescan")
         audit_task = asyncio.create_task(ctx.control_audit.run_flusher(), name="audit-flush")
+        audience_tasks = ctx.extra["audience"].tasks()
         ctx.ready = True
         try:
             yield
@@ -76,16 +90,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ctx.ready = False
             await ctx.extra["viewer_streams"].close()
             await ctx.runtime.drain(SHUTDOWN_DRAIN_S)
-            for task in (loop_task, monitor_task, rescan_task, audit_task):
+            for task in (loop_task, monitor_task, rescan_task, audit_task, *audience_tasks):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await ctx.control_audit.flush(all_minutes=True)
             if ctx.runtime.llm is not None:
                 await ctx.runtime.llm.aclose()
+            await ctx.extra["audience"].aclose()
 
     app = Starlette(
-        routes=all_routes(),
+        routes=all_routes(web_dist(settings)),
         exception_handlers={ApiError: on_api_error, HTTPException: on_http_error, Exception: on_unexpected},
         lifespan=lifespan,
     )

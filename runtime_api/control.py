@@ -259,6 +259,11 @@ def control_route(
     return route
 
 
+def client_ip(request: Request) -> str:
+    """The real client of a request: the peer, or the right-most untrusted hop behind a trusted proxy."""
+    return request.app.state.ctx.access.client_of(request)
+
+
 def read_route(path: str, endpoint, *, methods: list[str] | None = None, name: str | None = None) -> Route:
     """A public, side-effect-free route (GET, or a read-only POST such as equity-history-batch)."""
     route = Route(path, endpoint, methods=methods or ["GET"], name=name or endpoint.__name__)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from . import agents, decisions, dev, health, market, ops, pages, replay, rooms, runtime, traders
+from pathlib import Path
+
+from . import agents, bets, chat, decisions, dev, health, market, ops, pages, replay, rooms, runtime, traders, web_dist
 
 
-def all_routes() -> list:
+def all_routes(web_dist_dir: Path | None = None) -> list:
     api = [
         *health.routes,
         *agents.routes,
@@ -17,5 +19,9 @@ def all_routes() -> list:
         *dev.routes,
         *ops.routes,
         *rooms.routes,
+        *chat.routes,
+        *bets.routes,
     ]
+    if web_dist_dir is not None:
+        return [*api, *pages.routes, *web_dist.build_routes(web_dist_dir, api)]
     return [*api, *pages.routes, pages.prefixed(api)]

@@ -8,10 +8,13 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..audience import audience_status
 from ..control import ControlCall, control_route, read_route
 from ..errors import ApiError, bad_request
 from ..http import query_int, query_str
+from ..memory import default_snapshot, utc_iso
 from ..responses import ok
+from ..session_calendar import market_of_exchange
 
 
 def runtime_summary(ctx) -> dict:
@@ -83,6 +86,7 @@ def runtime_status(ctx, freshness: dict) -> dict:
         "memory_errors": ctx.svc.memory.errored(),
         "event_loop": ctx.loop_monitor.status(),
         "response_cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
+        "chat_streaming": audience_status(ctx),
         "traders": agents,
     }
 
@@ -162,10 +166,15 @@ async def get_agent_memory(request: Request) -> Response:
     agent_id = query_str(request, "trader_id")
     memory = ctx.svc.memory
     if agent_id:
-        ctx.trader(agent_id)
+        rec = ctx.svc.registry.get(agent_id)
+        if not rec or rec.get("available") is False:
+            raise ApiError(404, "memory_not_found", f"no registered agent {agent_id!r}")
         snap = await anyio.to_thread.run_sync(memory.get, agent_id)
-        if snap is None:
-            raise ApiError(404, "memory_not_found", f"{agent_id} has no memory snapshot yet")
+        if snap is None and agent_id in memory.errored():  # a corrupt file, quarantined: not a fresh agent
+            raise ApiError(409, "agent_memory_corrupt", memory.errored()[agent_id])
+        if snap is None:  # registered, never decided: its initial snapshot, as Node (nothing is written)
+            snap = default_snapshot(agent_id, rec.get("agent_name") or agent_id, ctx.settings, utc_iso(),
+                                    market=market_of_exchange(str(rec.get("exchange_id") or "")))
         return ctx.cache.get(("memory", agent_id), ctx.state_version(), lambda: snap)
 
     def build():

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from .. import portfolio_views as pv
 from ..control import ControlCall, control_route, read_route
+from .agents import ASSET_RE
 from ..errors import bad_request
 from ..http import json_body, query_int, query_str
 from ..responses import JSONResponse, ok
@@ -19,12 +20,15 @@ INITIAL_BALANCE = 100000
 
 
 def avatar_urls(ctx, rec: dict) -> dict:
+    """Avatar URLs of files that exist (a missing one is left out: the client then draws its own)."""
     out = {}
+    folder = ctx.settings.resolve(ctx.settings.agents_dir) / rec["agent_id"]
     for key, file_key in (("avatar_url", "avatar_file"), ("avatar_hd_url", "avatar_hd_file")):
+        name = rec.get(file_key)
         if rec.get(key):
             out[key] = rec[key]
-        elif rec.get(file_key):
-            out[key] = f"/api/agents/{rec['agent_id']}/assets/{rec[file_key]}?v={ctx.svc.boot_ms}"
+        elif isinstance(name, str) and ASSET_RE.match(name) and (folder / name).is_file():
+            out[key] = f"/api/agents/{rec['agent_id']}/assets/{name}?v={ctx.svc.boot_ms}"
     return out
 
 

@@ -18,6 +18,16 @@ from .conftest import TOKEN, assert_error, data_of, make_settings, open_api
 pytestmark = pytest.mark.anyio
 
 READ_ONLY_POSTS = {"/api/equity-history-batch"}
+# Viewer actions: what the show's audience does from the front end, so they cannot need the
+# operator's token. Each has its own protection (runtime_api/viewer_actions.py); the tests of
+# tests/audience prove them: posting is off by default and needs an HMAC session credential and
+# rate limits, a bet needs the credential and fits the balance, speech is off unless configured.
+VIEWER_ACTIONS = {
+    "/api/chat/session/bootstrap": {"POST"},
+    "/api/chat/rooms/{room_id}/messages": {"POST"},
+    "/api/chat/tts": {"POST"},
+    "/api/bets/place": {"POST"},
+}
 WRONG_TOKENS = {
     "missing": None,
     "empty": "",
@@ -37,10 +47,15 @@ def protected_routes(app) -> list[Route]:
 
 async def test_every_non_get_route_is_protected(api):
     routes = [r for r in api.app.routes if isinstance(r, Route)]
+    viewer = {}
     for route in routes:
-        mutating = bool((route.methods or set()) - {"GET", "HEAD"})
-        if mutating and route.path not in READ_ONLY_POSTS:
+        mutating = (route.methods or set()) - {"GET", "HEAD"}
+        if getattr(route, "viewer_action", False):
+            viewer[route.path] = mutating
+            assert route.protections and not getattr(route, "control", False), route.path
+        elif mutating and route.path not in READ_ONLY_POSTS:
             assert getattr(route, "control", False), f"{route.path} is a mutating route without control_route"
+    assert viewer == VIEWER_ACTIONS, "a viewer action was added or removed: review its protections and this list"
     assert len(protected_routes(api.app)) >= 11
 
 
