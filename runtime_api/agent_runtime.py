@@ -157,7 +157,7 @@ class AgentRuntime:
             self.cycle_ms = int(min(120000, max(3000, value)))
         else:
             speed = self.svc.replay.status()["speed"]
-            self.decision_every_bars = max(1, round(value * speed / 60000))
+            self.decision_every_bars = int(min(240, max(1, round(min(value, 1e9) * speed / 60000))))
         self.bump()
 
     def set_decision_every_bars(self, value: float) -> None:

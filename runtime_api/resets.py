@@ -34,10 +34,16 @@ def snapshot_ids(ctx) -> list[str]:
 
 
 def factory_cursor(ctx, body: dict, use_warmup: bool) -> int:
+    """Node's cursor rule, then clamped to the replay timeline: the answer names the cursor the reset
+    really sets (and `cursor_index: 1e308` stays an encodable number, decided before anything changes)."""
     raw = body.get("cursor_index")
     if isinstance(raw, (int, float)) and not isinstance(raw, bool) and math.isfinite(raw):
-        return max(0, math.floor(raw))
-    return ctx.settings.replay_warmup_bars - 1 if use_warmup else 0
+        cursor = max(0, math.floor(raw))
+    else:
+        cursor = max(0, ctx.settings.replay_warmup_bars - 1) if use_warmup else 0
+    replay = ctx.svc.replay
+    last = len(replay.timeline) - 1 if replay is not None and replay.timeline else 0
+    return min(cursor, last)
 
 
 def _names_and_markets(ctx, ids: list[str]) -> tuple[dict, dict]:
