@@ -26,6 +26,7 @@ from .journal import audit_record
 from .market.supplemental import news_titles, normalize_breadth, overview_brief
 from .services import Services
 from .session_calendar import market_of_exchange, trading_day_of
+from .state_health import WriteHealth
 from .storage import CorruptFileError, read_json, write_json_atomic
 
 log = logging.getLogger("onlytrade.runtime")
@@ -35,6 +36,7 @@ HISTORY_LIMIT = 120
 INTRADAY_BARS = 180
 DAILY_BARS = 180
 MANIFEST_RESCAN_S = 30.0
+PERSIST_RETRY_S = 5.0
 
 
 def iso_now() -> str:
@@ -52,6 +54,8 @@ class AgentRuntime:
         self.settings = s
         self.pause_file = s.resolve(s.runtime_state_dir) / "runtime-pause.json"
         self.paused_reason: str | None = self._load_pause()
+        self.pause_persisted = True
+        self.pause_write_health = WriteHealth("pause")
         self.cycle_ms = s.agent_runtime_cycle_ms
         self.decision_every_bars = s.agent_decision_every_bars
         self.metrics = {"totalCycles": 0, "successfulCycles": 0, "failedCycles": 0}
@@ -111,20 +115,52 @@ class AgentRuntime:
             return "market_gate" if self.gate.get("enabled") else "no_running_agents"
         return None
 
-    async def pause(self, reason: str = "manual") -> None:
-        """Pause until an explicit resume, across restarts too (persisted atomically)."""
+    async def pause(self, reason: str = "manual", *, strict: bool = False) -> bool:
+        """Pause until an explicit resume, across restarts too (persisted atomically); returns
+        whether the pause reached the disk. A pause is a safety action: it holds in memory even when
+        the write fails (and is retried), unless `strict` (a reset must persist before it changes
+        anything: the OSError is raised and nothing changed)."""
+        if strict:
+            await anyio.to_thread.run_sync(self._save_pause, reason, limiter=self.worker)
         self.paused_reason = reason
-        await anyio.to_thread.run_sync(self._save_pause, limiter=self.worker)
+        persisted = strict or await self._try_save_pause()
         self.bump()
+        return persisted
 
     async def resume(self) -> None:
+        """Resume only once the file says so: a failed write (OSError) leaves the runtime paused."""
+        await anyio.to_thread.run_sync(self._save_pause, None, limiter=self.worker)
         self.paused_reason = None
-        await anyio.to_thread.run_sync(self._save_pause, limiter=self.worker)
         self.refresh_gate()
         self.bump()
 
-    def _save_pause(self) -> None:
-        write_json_atomic(self.pause_file, {"paused_reason": self.paused_reason, "updated_at": iso_now()})
+    async def _try_save_pause(self) -> bool:
+        try:
+            await anyio.to_thread.run_sync(self._save_pause, self.paused_reason, limiter=self.worker)
+        except OSError:
+            self.pause_persisted = False
+            log.warning("PAUSE IS IN MEMORY ONLY: %s could not be written; a restart now would resume; retrying",
+                        self.pause_file.name)
+            return False
+        return True
+
+    def _save_pause(self, reason: str | None) -> None:
+        try:
+            write_json_atomic(self.pause_file, {"paused_reason": reason, "updated_at": iso_now()})
+        except OSError as exc:
+            self.pause_write_health.failed(exc, self.pause_file)
+            raise
+        self.pause_persisted = True  # what is in memory is on disk now
+        self.pause_write_health.ok()
+
+    async def retry_unpersisted_state(self) -> None:
+        """Write a pause or a kill switch that holds in memory only (full disk at the time)."""
+        if not self.pause_persisted and self.paused_reason is not None:
+            if await self._try_save_pause():
+                log.warning("pause (%s) is persisted now", self.paused_reason)
+        if not self.svc.kill_switch.persisted:
+            if await anyio.to_thread.run_sync(self.svc.kill_switch.retry_persist, limiter=self.worker):
+                log.warning("kill switch is persisted now")
 
     def _load_pause(self) -> str | None:
         try:
@@ -472,6 +508,15 @@ class AgentRuntime:
                     self.bump()
             except Exception:
                 log.exception("manifest rescan failed")
+
+    async def retry_persistence(self, every_s: float = PERSIST_RETRY_S) -> None:
+        """Keep trying to write a pause or kill switch that a full disk left in memory only."""
+        while not self._stopping:
+            await asyncio.sleep(every_s)
+            try:
+                await self.retry_unpersisted_state()
+            except Exception:
+                log.exception("state persistence retry failed")
 
     def note_replay_step(self) -> None:
         self._bars_since_cycle = 0

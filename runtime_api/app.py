@@ -20,6 +20,7 @@ from .routes import all_routes
 from .routes.rooms import install_viewer_streams
 from .services import build_services
 from .settings import Settings
+from .state_files import prune_backups, remove_stale_temp_files, state_dirs
 
 log = logging.getLogger("onlytrade.app")
 
@@ -41,6 +42,10 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
 
 
 def build_context(settings: Settings) -> AppContext:
+    # Housekeeping before anything writes: temp files of killed writers, backups past retention.
+    remove_stale_temp_files(state_dirs(settings))
+    prune_backups(settings.resolve(settings.backups_dir), keep_last=settings.backups_keep_last,
+                  max_age_days=settings.backups_max_age_days)
     svc = build_services(settings)
     ctx = AppContext(settings=settings, svc=svc, runtime=AgentRuntime(svc))
     ctx.control_audit = ControlAudit(settings.resolve(settings.runtime_state_dir) / "control-audit.jsonl")
@@ -63,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         loop_task = asyncio.create_task(ctx.runtime.run_forever(), name="agent-runtime")
         monitor_task = asyncio.create_task(ctx.loop_monitor.run(), name="loop-monitor")
         rescan_task = asyncio.create_task(ctx.runtime.maintain(), name="manifest-rescan")
+        persist_task = asyncio.create_task(ctx.runtime.retry_persistence(), name="persist-retry")
         ctx.ready = True
         try:
             yield
@@ -70,7 +76,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ctx.ready = False
             await ctx.extra["viewer_streams"].close()
             await ctx.runtime.drain(SHUTDOWN_DRAIN_S)
-            for task in (loop_task, monitor_task, rescan_task):
+            for task in (loop_task, monitor_task, rescan_task, persist_task):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

@@ -129,8 +129,10 @@ Handler = Callable[[ControlCall], Awaitable[Response]]
 def _result_of(status: int, dry_run: bool) -> str:
     if status < 400:
         return "dry_run" if dry_run else "ok"
-    if status in (401, 429, 503) :
+    if status in (401, 429):
         return "unauthorized"
+    if status == 503:
+        return "unavailable"
     if status == 400 or status == 413:
         return "invalid"
     if status < 500:
@@ -185,6 +187,7 @@ def control_route(
             "target": call.target,
             "result": _result_of(response.status_code, call.dry_run),
         }
+        entry.update(call.extra)
         if error:
             entry["error"] = error
         await ctx.control_audit.write(entry)

@@ -16,6 +16,7 @@ import anyio
 from .errors import ApiError, bad_request
 from .settings import display_path
 from .session_calendar import market_of_exchange
+from .state_files import prune_backups
 
 
 def _now_iso() -> str:
@@ -60,9 +61,15 @@ def plan(ctx, ids: list[str], **scopes: bool) -> list[dict]:
 
 
 async def backup(ctx, ids: list[str]) -> str:
-    folder: Path = await anyio.to_thread.run_sync(
-        lambda: ctx.svc.memory.backup(ids, ctx.settings.resolve(ctx.settings.backups_dir))
-    )
+    """Copy the snapshots of `ids` to a new backup folder, then apply the retention settings."""
+    s = ctx.settings
+
+    def make() -> Path:
+        folder = ctx.svc.memory.backup(ids, s.resolve(s.backups_dir))
+        prune_backups(s.resolve(s.backups_dir), keep_last=s.backups_keep_last, max_age_days=s.backups_max_age_days)
+        return folder
+
+    folder: Path = await anyio.to_thread.run_sync(make)
     return display_path(ctx.settings, folder)
 
 

@@ -206,6 +206,11 @@ class Settings:
     room_events_buffer_size: int = setting("ROOM_EVENTS_BUFFER_SIZE", 200, integer(10, 2000), "SSE replay buffer size")
     room_events_buffer_ttl_ms: int = setting("ROOM_EVENTS_BUFFER_TTL_MS", 60000, integer(2000), "SSE replay buffer TTL after the last viewer")
 
+    # ---- issue 10: faults (backup retention, SSE stream duration)
+    backups_keep_last: int = setting("BACKUPS_KEEP_LAST", 50, integer(0), "Backup folders kept, newest first (0 keeps all; the newest is always kept)")
+    backups_max_age_days: float = setting("BACKUPS_MAX_AGE_DAYS", 0.0, decimal(0), "Backup folders older than this many days are removed at boot and after each backup (0: no age limit)")
+    sse_max_stream_ms: int = setting("SSE_MAX_STREAM_MS", 3600000, integer(60000, 86400000), "Longest SSE stream (room events, market stream): then `event: bye` and the browser reconnects")
+
     # ---- derived -------------------------------------------------------------------------
 
     @classmethod
