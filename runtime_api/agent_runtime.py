@@ -61,6 +61,7 @@ class AgentRuntime:
         self.metrics = {"totalCycles": 0, "successfulCycles": 0, "failedCycles": 0}
         self.last_cycle_started_ms: int | None = None
         self.last_cycle_completed_ms: int | None = None
+        self.idle_at_ms = wall_ms()  # the last scheduler tick at which no cycle was due (heartbeat())
         self.history: dict[str, deque] = {}
         self.in_flight: set[str] = set()
         self.generation: Counter[str] = Counter()
@@ -181,6 +182,29 @@ class AgentRuntime:
             "last_cycle_started_ms": self.last_cycle_started_ms,
             "last_cycle_completed_ms": self.last_cycle_completed_ms,
         }
+
+    def cycles_expected(self) -> bool:
+        """Whether the scheduler should be starting cycles now (running, and in replay mode the replay
+        advancing): only then is a missing cycle a sign of a wedged scheduler."""
+        if not self.running:
+            return False
+        if self.settings.live_mode:
+            return True
+        replay = self.svc.replay
+        return replay is not None and replay.running and not replay.completed
+
+    def _scheduler_tick(self) -> None:
+        if not self.cycles_expected():
+            self.idle_at_ms = wall_ms()
+
+    def heartbeat(self) -> dict:
+        """The cycle heartbeat for probes: how long since the last cycle started (or since cycles
+        became due), and how often they are due. A scheduler that stopped ticking, or a cycle that
+        never ends, makes `age_ms` grow past a few `expected_every_ms`."""
+        if not self.cycles_expected():
+            return {"expected": False, "expected_every_ms": None, "age_ms": None}
+        since = max(self.last_cycle_started_ms or 0, self.idle_at_ms)
+        return {"expected": True, "expected_every_ms": self.effective_cycle_ms(), "age_ms": max(0, wall_ms() - since)}
 
     def effective_cycle_ms(self) -> int:
         if self.settings.live_mode or not self.svc.replay:
@@ -474,6 +498,7 @@ class AgentRuntime:
         if self.svc.replay is not None and not s.live_mode:
             while not self._stopping:
                 await asyncio.sleep(s.replay_tick_ms / 1000)
+                self._scheduler_tick()
                 if self.kill_active:
                     continue
                 advanced = self.svc.replay.tick()
@@ -488,6 +513,7 @@ class AgentRuntime:
             last_cycle = wall_ms()
             while not self._stopping:
                 await asyncio.sleep(0.25)
+                self._scheduler_tick()
                 now = wall_ms()
                 if now - last_gate >= s.agent_session_guard_check_ms:
                     last_gate = now

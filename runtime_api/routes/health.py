@@ -27,6 +27,7 @@ def health_body(ctx) -> dict:
         "last_cycle_started_ms": runtime.last_cycle_started_ms,
         "last_cycle_completed_ms": runtime.last_cycle_completed_ms,
         "in_flight": bool(runtime.in_flight),
+        "cycle_heartbeat": runtime.heartbeat(),
         "state_writes_ok": writes["ok"],
         "state_write_problems": writes["problems"],
     }
