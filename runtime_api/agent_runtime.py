@@ -155,13 +155,16 @@ class AgentRuntime:
         self.pause_write_health.ok()
 
     async def retry_unpersisted_state(self) -> None:
-        """Write a pause or a kill switch that holds in memory only (full disk at the time)."""
+        """Write a pause or a kill switch that holds in memory only (full disk at the time), and
+        probe the snapshot directory after failed saves."""
         if not self.pause_persisted and self.paused_reason is not None:
             if await self._try_save_pause():
                 log.warning("pause (%s) is persisted now", self.paused_reason)
         if not self.svc.kill_switch.persisted:
             if await anyio.to_thread.run_sync(self.svc.kill_switch.retry_persist, limiter=self.worker):
                 log.warning("kill switch is persisted now")
+        if self.svc.memory.write_health.failing:
+            await anyio.to_thread.run_sync(self.svc.memory.probe_write, limiter=self.worker)
 
     def _load_pause(self) -> str | None:
         try:

@@ -76,6 +76,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ctx.ready = False
             await ctx.extra["viewer_streams"].close()
             await ctx.runtime.drain(SHUTDOWN_DRAIN_S)
+            await ctx.runtime.retry_unpersisted_state()  # a last try for a kill switch held in memory only
+            if not ctx.svc.kill_switch.persisted:
+                log.error("stopping with the kill switch ON IN MEMORY ONLY: the next boot will not have it; "
+                          "touch %s before starting again", ctx.svc.kill_switch.flag_file)
             for task in (loop_task, monitor_task, rescan_task, persist_task):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

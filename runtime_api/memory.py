@@ -160,6 +160,18 @@ class MemoryStore:
             raise
         self.write_health.ok()
 
+    def probe_write(self) -> bool:
+        """After failed saves: write and remove a small file where the snapshots live, so readiness
+        recovers once the disk takes writes again, even while no cycle runs (paused, market closed)."""
+        probe = self.dir / ".write-probe.json"
+        try:
+            storage.write_json_atomic(probe, {"probe": utc_iso()})
+            probe.unlink(missing_ok=True)
+        except OSError:
+            return False
+        self.write_health.ok()
+        return True
+
     def _store(self, agent_id: str, snapshot: dict) -> None:
         with self._lock:
             self._cache[agent_id] = snapshot

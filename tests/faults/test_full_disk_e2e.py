@@ -90,6 +90,10 @@ def test_full_disk_keeps_the_operator_in_control(root, small_disk):
         status = _data(c.get("/api/agent/runtime/status"))
         assert status["kill_switch"]["active"] is True and status["kill_switch"]["reason"] == "disk-full-drill"
         assert set(status["state_writes"]["problems"]) >= {"kill_switch_not_persisted", "pause_not_persisted"}
+        flag = small_disk.path / "runtime" / "KILL_SWITCH"
+        flag.touch()  # the runbook's fallback works on the full disk: an empty file needs no free block
+        assert flag.exists()
+        flag.unlink()
 
         # Resets are refused with nothing changed (the backup is the first write).
         _refused(server.control("/api/dev/factory-reset", {"confirm": "RESET"}))
@@ -103,6 +107,9 @@ def test_full_disk_keeps_the_operator_in_control(root, small_disk):
         _wait(lambda: orjson.loads((small_disk.path / "runtime" / "kill-switch.json").read_bytes()).get("active") is True)
         _wait(lambda: _data(c.get("/api/agent/runtime/status"))["state_writes"]["kill_switch"]["persisted"])
         assert orjson.loads((small_disk.path / "runtime" / "runtime-pause.json").read_bytes())["paused_reason"] == "manual"
+        # Readiness recovers with no cycle running (paused, kill switch): the snapshot dir takes writes.
+        _wait(lambda: c.get("/health/ready").status_code == 200)
+        assert "state writes recovered kind=snapshots" in server.read_log()
         c.close()
     finally:
         server.stop(signal.SIGKILL)
