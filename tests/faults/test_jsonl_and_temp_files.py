@@ -16,6 +16,7 @@ import pytest
 from runtime_api.journal import read_jsonl
 from runtime_api.state_files import prune_backups, remove_stale_temp_files
 from runtime_api.storage import append_jsonl, write_json_atomic
+from tests.e2e.server import RuntimeProcess
 
 
 def test_a_torn_last_line_never_swallows_the_next_record(tmp_path):
@@ -73,25 +74,24 @@ def _killed_writer_leaves_temp(target: Path) -> None:
             proc.wait(10)
 
 
-def test_temp_files_of_sigkilled_writers_are_removed_at_boot(tmp_path):
-    state = tmp_path / "data" / "agent-memory"
+def test_temp_files_of_sigkilled_writers_are_removed_at_boot(root):
+    state = root / "data" / "agent-memory"
+    runtime_dir = root / "data" / "runtime"
     state.mkdir(parents=True)
+    runtime_dir.mkdir(parents=True)
     write_json_atomic(state / "t_001.json", {"v": 1})
-    for _ in range(3):
-        _killed_writer_leaves_temp(state / "t_001.json")
-    temps = sorted(p.name for p in state.iterdir() if p.name.endswith(".tmp"))
-    assert len(temps) == 3
+    for target in (state / "t_001.json", state / "t_001.json", runtime_dir / "kill-switch.json"):
+        _killed_writer_leaves_temp(target)
+    assert len([p for p in root.rglob("*.tmp")]) == 3
     # A temp of a live writer (this test process, not the booting one) is young: left alone.
     mine = state / f".t_002.json.{os.getpid()}.0123abcd.tmp"
     mine.write_bytes(b"{}")
     other = state / "notes.tmp"  # not the atomic-write naming: never touched
     other.write_bytes(b"x")
-    child = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
-                            "from runtime_api.state_files import remove_stale_temp_files as r; "
-                            "print(len(r([Path(sys.argv[1])])))", str(tmp_path / "data")],
-                           capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], check=True)
-    assert child.stdout.strip() == "3"
-    assert sorted(p.name for p in state.iterdir()) == sorted(["t_001.json", "t_001.json.lock", mine.name, "notes.tmp"])
+    with RuntimeProcess(root) as server:
+        assert "removed 3 stale temp file(s)" in server.read_log()
+    assert sorted(p.name for p in state.iterdir() if p.name.endswith(".tmp")) == sorted([mine.name, "notes.tmp"])
+    assert not list(runtime_dir.glob("*.tmp"))
     assert orjson.loads((state / "t_001.json").read_bytes()) == {"v": 1}
     # Old enough, a live writer's temp goes too.
     old = time.time() - 7200
