@@ -23,6 +23,7 @@ def _state_env(disk) -> dict[str, str]:
         "RUNTIME_STATE_DIR": str(d / "runtime"), "KILL_SWITCH_PATH": str(d / "runtime" / "kill-switch.json"),
         "AGENT_MEMORY_DIR": str(d / "agent-memory"), "DECISIONS_DIR": str(d / "decisions"),
         "DECISION_AUDIT_BASE_DIR": str(d / "audit"), "BACKUPS_DIR": str(d / "backups"),
+        "AGENT_REGISTRY_PATH": str(d / "agents" / "registry.json"),
         "ONLYTRADE_SEED_AGENTS": "demo_momentum,demo_reversion", "REPLAY_SPEED": "0.1",
     }
 
@@ -95,7 +96,9 @@ def test_full_disk_keeps_the_operator_in_control(root, small_disk):
         assert flag.exists()
         flag.unlink()
 
-        # Resets are refused with nothing changed (the backup is the first write).
+        # Registry changes and resets are refused with nothing changed (the backup is the first write).
+        _refused(server.control("/api/agents/demo_reversion/stop"))
+        assert _data(c.get("/api/agents/registered"))[1]["status"] == "running"
         _refused(server.control("/api/dev/factory-reset", {"confirm": "RESET"}))
         _refused(server.control("/api/dev/reset-agent", {"trader_id": "demo_momentum", "confirm": "demo_momentum",
                                                          "reset_memory": True}))
