@@ -96,7 +96,19 @@ def _runtime_table(rt: dict) -> Group:
         "held by the gate": ", ".join(f"{a} ({r})" for a, r in ((rt.get("market_session_guard") or {}).get("blocked") or {}).items()) or "-",
         "llm": f"{'on' if llm.get('effective_enabled') else 'off'} model={llm.get('model')} failures={cell(llm.get('failures'))}",
         "live data": "skipped (replay)" if (rt.get("live_data_freshness") or {}).get("skipped") else yes((rt.get("live_data_freshness") or {}).get("ok")),
+        "state writes": _state_writes(rt.get("state_writes")),
     })
+
+
+def _state_writes(writes: dict | None) -> Any:
+    """`ok`, or the problems with the errno and file of the last failure (a full disk shows here)."""
+    if not writes:
+        return "-"
+    if writes.get("ok"):
+        return "ok"
+    last = next((writes[k]["last_error"] for k in ("snapshots", "kill_switch", "pause")
+                 if (writes.get(k) or {}).get("last_error")), None) or {}
+    return Text(f"FAILING {', '.join(writes.get('problems') or [])} ({last.get('errno')} on {last.get('file')})", style="bold red")
 
 
 def _replay_table(rp: dict) -> Group:

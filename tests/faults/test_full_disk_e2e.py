@@ -8,8 +8,13 @@ held state reaches the disk, and a SIGKILL plus restart finds it.
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 import orjson
@@ -39,6 +44,14 @@ def _refused(resp: httpx.Response) -> dict:
     assert body["success"] is False and body["error"] == "state_write_failed"
     assert "ENOSPC" in body["message"]
     return body
+
+
+def _ops_status(server) -> str:
+    """`onlytrade-ops status` as the operator runs it, against this runtime."""
+    ops = shutil.which("onlytrade-ops", path=str(Path(sys.executable).parent))
+    env = {"PATH": os.environ.get("PATH", ""), "ONLYTRADE_API_BASE": server.base, "COLUMNS": "200"}
+    proc = subprocess.run([ops, "status"], env=env, cwd=server.root, capture_output=True, text=True, timeout=60)
+    return proc.stdout
 
 
 def _wait(predicate, timeout: float = 15.0):
@@ -74,6 +87,8 @@ def test_full_disk_keeps_the_operator_in_control(root, small_disk):
         writes = _data(c.get("/api/agent/runtime/status"))["state_writes"]
         assert writes["snapshots"]["last_error"]["errno"] == "ENOSPC"
         assert writes["snapshots"]["last_error"]["file"].startswith((".demo_", "demo_"))
+        shown = _ops_status(server)
+        assert "FAILING snapshot_saves_failing" in shown and "ENOSPC" in shown
         preflight = _data(c.get("/api/ops/live-preflight"))["checks"]["state_writes"]
         assert preflight["level"] == "FAIL" and "snapshot_saves_failing" in preflight["reason"]
 
