@@ -420,6 +420,17 @@ for _name, _doc in (
     _job_command(_name, _doc)
 
 
+# ---- issue 10: operator close of a position ----------------------------------------------
+
+
+@app.command("close-position")
+def close_position(ctx: typer.Context, agent_id: str = typer.Argument(..., help="Trader id."),
+                   symbol: str = typer.Argument(..., help="Held symbol, e.g. 600519.SH."),
+                   dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be sold; sell nothing.")) -> None:
+    """Sell a trader's whole position in one symbol now, at the latest price (T+1 respected)."""
+    emit(ctx, lambda: control.close_position(client(), agent_id, symbol, dry_run=dry_run))
+
+
 def normalize_argv(argv: list[str]) -> list[str]:
     """`help` means --help; --json may follow the command (it is moved before it)."""
     if argv[:1] == ["help"]:

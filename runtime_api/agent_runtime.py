@@ -28,6 +28,7 @@ from .market.supplemental import news_titles, normalize_breadth, overview_brief
 from .round_log import outcome_label, round_line
 from .services import Services
 from .session_calendar import market_of_exchange, trading_day_of
+from .state_health import WriteHealth
 from .storage import CorruptFileError, read_json, write_json_atomic
 
 log = logging.getLogger("onlytrade.runtime")
@@ -37,6 +38,7 @@ HISTORY_LIMIT = 120
 INTRADAY_BARS = 180
 DAILY_BARS = 180
 MANIFEST_RESCAN_S = 30.0
+PERSIST_RETRY_S = 5.0
 
 
 def iso_now() -> str:
@@ -54,11 +56,14 @@ class AgentRuntime:
         self.settings = s
         self.pause_file = s.resolve(s.runtime_state_dir) / "runtime-pause.json"
         self.paused_reason: str | None = self._load_pause()
+        self.pause_persisted = True
+        self.pause_write_health = WriteHealth("pause")
         self.cycle_ms = s.agent_runtime_cycle_ms
         self.decision_every_bars = s.agent_decision_every_bars
         self.metrics = {"totalCycles": 0, "successfulCycles": 0, "failedCycles": 0}
         self.last_cycle_started_ms: int | None = None
         self.last_cycle_completed_ms: int | None = None
+        self.idle_at_ms = wall_ms()  # the last scheduler tick at which no cycle was due (heartbeat())
         self.history: dict[str, deque] = {}
         self.in_flight: set[str] = set()
         self.generation: Counter[str] = Counter()
@@ -134,20 +139,55 @@ class AgentRuntime:
             return "market_gate" if self.gate.get("enabled") else "no_running_agents"
         return None
 
-    async def pause(self, reason: str = "manual") -> None:
-        """Pause until an explicit resume, across restarts too (persisted atomically)."""
+    async def pause(self, reason: str = "manual", *, strict: bool = False) -> bool:
+        """Pause until an explicit resume, across restarts too (persisted atomically); returns
+        whether the pause reached the disk. A pause is a safety action: it holds in memory even when
+        the write fails (and is retried), unless `strict` (a reset must persist before it changes
+        anything: the OSError is raised and nothing changed)."""
+        if strict:
+            await anyio.to_thread.run_sync(self._save_pause, reason, limiter=self.worker)
         self.paused_reason = reason
-        await anyio.to_thread.run_sync(self._save_pause, limiter=self.worker)
+        persisted = strict or await self._try_save_pause()
         self.bump()
+        return persisted
 
     async def resume(self) -> None:
+        """Resume only once the file says so: a failed write (OSError) leaves the runtime paused."""
+        await anyio.to_thread.run_sync(self._save_pause, None, limiter=self.worker)
         self.paused_reason = None
-        await anyio.to_thread.run_sync(self._save_pause, limiter=self.worker)
         self.refresh_gate()
         self.bump()
 
-    def _save_pause(self) -> None:
-        write_json_atomic(self.pause_file, {"paused_reason": self.paused_reason, "updated_at": iso_now()})
+    async def _try_save_pause(self) -> bool:
+        try:
+            await anyio.to_thread.run_sync(self._save_pause, self.paused_reason, limiter=self.worker)
+        except OSError:
+            self.pause_persisted = False
+            log.warning("PAUSE IS IN MEMORY ONLY: %s could not be written; a restart now would resume; retrying",
+                        self.pause_file.name)
+            return False
+        return True
+
+    def _save_pause(self, reason: str | None) -> None:
+        try:
+            write_json_atomic(self.pause_file, {"paused_reason": reason, "updated_at": iso_now()})
+        except OSError as exc:
+            self.pause_write_health.failed(exc, self.pause_file)
+            raise
+        self.pause_persisted = True  # what is in memory is on disk now
+        self.pause_write_health.ok()
+
+    async def retry_unpersisted_state(self) -> None:
+        """Write a pause or a kill switch that holds in memory only (full disk at the time), and
+        probe the snapshot directory after failed saves."""
+        if not self.pause_persisted and self.paused_reason is not None:
+            if await self._try_save_pause():
+                log.warning("pause (%s) is persisted now", self.paused_reason)
+        if not self.svc.kill_switch.persisted:
+            if await anyio.to_thread.run_sync(self.svc.kill_switch.retry_persist, limiter=self.worker):
+                log.warning("kill switch is persisted now")
+        if self.svc.memory.write_health.failing:
+            await anyio.to_thread.run_sync(self.svc.memory.probe_write, limiter=self.worker)
 
     def _load_pause(self) -> str | None:
         try:
@@ -169,6 +209,29 @@ class AgentRuntime:
             "last_cycle_completed_ms": self.last_cycle_completed_ms,
         }
 
+    def cycles_expected(self) -> bool:
+        """Whether the scheduler should be starting cycles now (running, and in replay mode the replay
+        advancing): only then is a missing cycle a sign of a wedged scheduler."""
+        if not self.running:
+            return False
+        if self.settings.live_mode:
+            return True
+        replay = self.svc.replay
+        return replay is not None and replay.running and not replay.completed
+
+    def _scheduler_tick(self) -> None:
+        if not self.cycles_expected():
+            self.idle_at_ms = wall_ms()
+
+    def heartbeat(self) -> dict:
+        """The cycle heartbeat for probes: how long since the last cycle started (or since cycles
+        became due), and how often they are due. A scheduler that stopped ticking, or a cycle that
+        never ends, makes `age_ms` grow past a few `expected_every_ms`."""
+        if not self.cycles_expected():
+            return {"expected": False, "expected_every_ms": None, "age_ms": None}
+        since = max(self.last_cycle_started_ms or 0, self.idle_at_ms)
+        return {"expected": True, "expected_every_ms": self.effective_cycle_ms(), "age_ms": max(0, wall_ms() - since)}
+
     def effective_cycle_ms(self) -> int:
         if self.settings.live_mode or not self.svc.replay:
             return self.cycle_ms
@@ -180,7 +243,7 @@ class AgentRuntime:
             self.cycle_ms = int(min(120000, max(3000, value)))
         else:
             speed = self.svc.replay.status()["speed"]
-            self.decision_every_bars = max(1, round(value * speed / 60000))
+            self.decision_every_bars = int(min(240, max(1, round(min(value, 1e9) * speed / 60000))))
         self.bump()
 
     def set_decision_every_bars(self, value: float) -> None:
@@ -495,6 +558,7 @@ class AgentRuntime:
         if self.svc.replay is not None and not s.live_mode:
             while not self._stopping:
                 await asyncio.sleep(s.replay_tick_ms / 1000)
+                self._scheduler_tick()
                 if self.kill_active:
                     continue
                 advanced = self.svc.replay.tick()
@@ -509,6 +573,7 @@ class AgentRuntime:
             last_cycle = wall_ms()
             while not self._stopping:
                 await asyncio.sleep(0.25)
+                self._scheduler_tick()
                 now = wall_ms()
                 if now - last_gate >= s.agent_session_guard_check_ms:
                     last_gate = now
@@ -529,6 +594,15 @@ class AgentRuntime:
                     self.bump()
             except Exception:
                 log.exception("manifest rescan failed")
+
+    async def retry_persistence(self, every_s: float = PERSIST_RETRY_S) -> None:
+        """Keep trying to write a pause or kill switch that a full disk left in memory only."""
+        while not self._stopping:
+            await asyncio.sleep(every_s)
+            try:
+                await self.retry_unpersisted_state()
+            except Exception:
+                log.exception("state persistence retry failed")
 
     def note_replay_step(self) -> None:
         self._bars_since_cycle = 0

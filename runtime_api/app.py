@@ -23,6 +23,7 @@ from .routes import all_routes
 from .routes.rooms import install_viewer_streams
 from .services import BootError, build_services
 from .settings import Settings
+from .state_files import prune_backups, remove_stale_temp_files, state_dirs
 
 log = logging.getLogger("onlytrade.app")
 
@@ -44,6 +45,10 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
 
 
 def build_context(settings: Settings) -> AppContext:
+    # Housekeeping before anything writes: temp files of killed writers, backups past retention.
+    remove_stale_temp_files(state_dirs(settings))
+    prune_backups(settings.resolve(settings.backups_dir), keep_last=settings.backups_keep_last,
+                  max_age_days=settings.backups_max_age_days)
     svc = build_services(settings)
     ctx = AppContext(settings=settings, svc=svc, runtime=AgentRuntime(svc))
     ctx.control_audit = ControlAudit(settings.resolve(settings.runtime_state_dir) / "control-audit.jsonl")
@@ -83,6 +88,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         rescan_task = asyncio.create_task(ctx.runtime.maintain(), name="manifest-rescan")
         audit_task = asyncio.create_task(ctx.control_audit.run_flusher(), name="audit-flush")
         audience_tasks = ctx.extra["audience"].tasks()
+        persist_task = asyncio.create_task(ctx.runtime.retry_persistence(), name="persist-retry")
         ctx.ready = True
         try:
             yield
@@ -90,7 +96,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ctx.ready = False
             await ctx.extra["viewer_streams"].close()
             await ctx.runtime.drain(SHUTDOWN_DRAIN_S)
-            for task in (loop_task, monitor_task, rescan_task, audit_task, *audience_tasks):
+            await ctx.runtime.retry_unpersisted_state()  # a last try for a kill switch held in memory only
+            if not ctx.svc.kill_switch.persisted:
+                log.error("stopping with the kill switch ON IN MEMORY ONLY: the next boot will not have it; "
+                          "touch %s before starting again", ctx.svc.kill_switch.flag_file)
+            for task in (loop_task, monitor_task, rescan_task, audit_task, persist_task, *audience_tasks):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

@@ -135,10 +135,12 @@ def _result_of(status: int, dry_run: bool) -> str:
         return "pending_approval"
     if status < 400:
         return "dry_run" if dry_run else "ok"
-    if status in (401, 429, 503) :
+    if status in (401, 429):
         return "unauthorized"
     if status == 403:
         return "forbidden"
+    if status == 503:
+        return "unavailable"
     if status == 400 or status == 413:
         return "invalid"
     if status < 500:

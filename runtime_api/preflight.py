@@ -12,6 +12,8 @@ from typing import Any
 import anyio
 import httpx
 
+from .state_health import state_writes_view
+
 
 LLM_PROBE_TIMEOUT_S = 3.0
 
@@ -65,6 +67,23 @@ def pool_symbols(ctx, running: list[str]) -> dict:
         named = "; ".join(f"{a}: {','.join(syms)}" for a, syms in sorted(warning.items()))
         return {**check(False, f"unusable_symbols: {named}", warn=True), "agents": agents}
     return {**check(True), "agents": agents}
+def kill_switch_check(kill: dict) -> dict:
+    """FAIL names every source holding it on; the API's reason only when the API holds it (after a
+    deactivate the file keeps the old reason, which must not explain an env or file stop)."""
+    api = "api" in kill["sources"]
+    reason = "kill_switch_active: " + ",".join(kill["sources"])
+    if api and kill.get("reason"):
+        reason += f" ({kill['reason']})"
+    return {**check(not kill["active"], reason), "sources": kill["sources"],
+            "api_reason": kill.get("reason") if api else None}
+
+
+def state_writes_check(writes: dict) -> dict:
+    """FAIL while snapshot saves fail or a kill switch or pause holds in memory only."""
+    last = (writes["snapshots"].get("last_error") or writes["kill_switch"].get("last_error")
+            or writes["pause"].get("last_error") or {})
+    detail = f" ({last.get('errno')} on {last.get('file')})" if last and writes["problems"] else ""
+    return {**check(writes["ok"], ",".join(writes["problems"]) + detail), "problems": writes["problems"]}
 
 
 async def live_preflight(ctx) -> dict:
@@ -123,7 +142,8 @@ async def live_preflight(ctx) -> dict:
         },
         "market_gate": {**check(bool(gate.get("enabled")), "session_gate_disabled"), "state": gate},
         "snapshots": {**check(not unreadable, "corrupt_snapshots"), "errored": unreadable, "checked": len(registered)},
-        "kill_switch": {**check(not kill["active"], "kill_switch_active"), "sources": kill["sources"], "reason": kill["reason"]},
+        "kill_switch": kill_switch_check(kill),
+        "state_writes": state_writes_check(state_writes_view(svc.memory, svc.kill_switch, ctx.runtime)),
         "control_token": check(s.control_token_configured, "control_token_not_configured"),
         "llm": llm,
     }

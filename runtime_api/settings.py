@@ -263,6 +263,10 @@ class Settings:
     bets_starting_points: int = setting("BETS_STARTING_POINTS", 1000, integer(0, 1000000), "Points a new viewer session starts with")
     bets_place_rate_limit_per_min: int = setting("BETS_PLACE_RATE_LIMIT_PER_MIN", 30, integer(1), "Bet placements per client address per 60 s")
     onlytrade_web_dist: str = setting("ONLYTRADE_WEB_DIST", "", path, "A built web front end to serve under /onlytrade/ (empty: none)")
+    # ---- issue 10: faults (backup retention, SSE stream duration)
+    backups_keep_last: int = setting("BACKUPS_KEEP_LAST", 50, integer(0), "Backup folders kept, newest first (0 keeps all; the newest is always kept)")
+    backups_max_age_days: float = setting("BACKUPS_MAX_AGE_DAYS", 0.0, decimal(0), "Backup folders older than this many days are removed at boot and after each backup (0: no age limit)")
+    sse_max_stream_ms: int = setting("SSE_MAX_STREAM_MS", 3600000, integer(60000, 86400000), "Longest SSE stream (room events, market stream): then `event: bye` and the browser reconnects")
 
     # ---- derived -------------------------------------------------------------------------
 

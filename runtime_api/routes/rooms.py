@@ -106,7 +106,8 @@ def install_viewer_streams(ctx, environ: Mapping[str, str] | None = None) -> Vie
                                 max_subscribers=min(MAX_ROOM_SUBSCRIBERS, budget.room_viewers))
     market = MarketStream(latest_bars(ctx), poll_ms=ctx.settings.market_stream_poll_ms,
                           max_symbols=MAX_MARKET_SYMBOLS, keepalive_ms=ctx.settings.room_events_keepalive_ms,
-                          max_subscribers=min(MAX_MARKET_SUBSCRIBERS, budget.market_viewers))
+                          max_subscribers=min(MAX_MARKET_SUBSCRIBERS, budget.market_viewers),
+                          max_stream_ms=ctx.settings.sse_max_stream_ms)
     streams = ViewerStreams(hub=hub, market=market, packets=packets, test_mode=test_mode)
     ctx.extra[KEY] = streams
     ctx.runtime.listeners.append(streams.on_decision)

@@ -15,6 +15,7 @@ from ..http import query_int, query_str
 from ..memory import default_snapshot, utc_iso
 from ..responses import ok
 from ..session_calendar import market_of_exchange
+from ..state_health import state_write_failed, state_writes_view
 
 
 def runtime_summary(ctx) -> dict:
@@ -82,6 +83,7 @@ def runtime_status(ctx, freshness: dict) -> dict:
             "failures": dict(rt.llm_failures),
         },
         "sink_errors": dict(rt.sink_errors),
+        "state_writes": state_writes_view(ctx.svc.memory, ctx.svc.kill_switch, rt),
         "discarded_cycles": rt.discarded_cycles,
         "memory_errors": ctx.svc.memory.errored(),
         "event_loop": ctx.loop_monitor.status(),
@@ -118,10 +120,16 @@ async def post_runtime_control(call: ControlCall) -> Response:
     if action in ("resume", "step") and ctx.svc.kill_switch.active:
         raise ApiError(423, "kill_switch_active", "deactivate the kill switch first")
     result = None
+    persisted = None
     if action == "pause":
-        await rt.pause("manual")
+        persisted = await rt.pause("manual")
+        if not persisted:
+            call.extra["persisted"] = False  # the audit says the pause holds in memory only
     elif action == "resume":
-        await rt.resume()
+        try:
+            await rt.resume()
+        except OSError as exc:
+            raise state_write_failed(exc, "resume refused, the runtime stays paused and nothing changed") from exc
     elif action == "step":
         result = await rt.run_cycle(force=True)
     elif action == "set_cycle_ms":
@@ -134,6 +142,8 @@ async def post_runtime_control(call: ControlCall) -> Response:
     data = {"action": action, "state": rt.state(), "metrics": dict(rt.metrics), "decision_every_bars": rt.decision_every_bars}
     if result is not None:
         data["cycle"] = result
+    if persisted is not None:
+        data["persisted"] = persisted
     return ok(data)
 
 
@@ -146,14 +156,20 @@ async def post_kill_switch(call: ControlCall) -> Response:
         await anyio.to_thread.run_sync(lambda: ks.activate(reason=str(call.body.get("reason") or ""), actor=call.actor))
         if ctx.svc.replay:
             ctx.svc.replay.pause()
+        if not ks.persisted:
+            call.extra["persisted"] = False  # the audit says the kill switch holds in memory only
     elif action == "deactivate":
-        await anyio.to_thread.run_sync(lambda: ks.deactivate(actor=call.actor))
+        try:
+            await anyio.to_thread.run_sync(lambda: ks.deactivate(actor=call.actor))
+        except OSError as exc:
+            raise state_write_failed(exc, "deactivate refused, the kill switch stays ON and nothing changed") from exc
     else:
         raise bad_request("invalid_action", "action must be activate or deactivate")
     ctx.runtime.bump()
     ctx.extra["viewer_streams"].state_changed()  # every watched room shows the kill switch at once
     return ok({
         "action": action,
+        "persisted": ks.persisted,
         "kill_switch": kill_switch_view(ctx),
         "runtime": runtime_summary(ctx),
         "replay": ctx.svc.replay.status() if ctx.svc.replay else None,
