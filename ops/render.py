@@ -107,7 +107,7 @@ def _state_writes(writes: dict | None) -> Any:
         return "-"
     if writes.get("ok"):
         return "ok"
-    last = next((writes[k]["last_error"] for k in ("snapshots", "kill_switch", "pause")
+    last = next((writes[k]["last_error"] for k in ("snapshots", "replay_position", "kill_switch", "pause")
                  if (writes.get(k) or {}).get("last_error")), None) or {}
     return Text(f"FAILING {', '.join(writes.get('problems') or [])} ({last.get('errno')} on {last.get('file')})", style="bold red")
 

@@ -58,6 +58,7 @@ class AgentRuntime:
         self.paused_reason: str | None = self._load_pause()
         self.pause_persisted = True
         self.pause_write_health = WriteHealth("pause")
+        self.replay_position_write_health = WriteHealth("replay_position")
         self.cycle_ms = s.agent_runtime_cycle_ms
         self.decision_every_bars = s.agent_decision_every_bars
         self.metrics = {"totalCycles": 0, "successfulCycles": 0, "failedCycles": 0}
@@ -103,9 +104,10 @@ class AgentRuntime:
             return True
         try:
             await anyio.to_thread.run_sync(replay_position.save, self.replay_position_file, self.svc.replay, limiter=self.worker)
-        except OSError:
-            log.exception("could not save the replay position")
+        except OSError as exc:
+            self.replay_position_write_health.failed(exc, self.replay_position_file)  # readiness fails, cycles hold
             return False
+        self.replay_position_write_health.ok()
         return True
 
     # ---- state -------------------------------------------------------------------------
@@ -178,8 +180,8 @@ class AgentRuntime:
         self.pause_write_health.ok()
 
     async def retry_unpersisted_state(self) -> None:
-        """Write a pause or a kill switch that holds in memory only (full disk at the time), and
-        probe the snapshot directory after failed saves."""
+        """Write a pause or a kill switch that holds in memory only (full disk at the time), probe
+        the snapshot directory after failed saves, and retry a replay position that could not be saved."""
         if not self.pause_persisted and self.paused_reason is not None:
             if await self._try_save_pause():
                 log.warning("pause (%s) is persisted now", self.paused_reason)
@@ -188,6 +190,8 @@ class AgentRuntime:
                 log.warning("kill switch is persisted now")
         if self.svc.memory.write_health.failing:
             await anyio.to_thread.run_sync(self.svc.memory.probe_write, limiter=self.worker)
+        if self.replay_position_write_health.failing:
+            await self.save_replay_position()
 
     def _load_pause(self) -> str | None:
         try:

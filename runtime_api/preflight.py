@@ -79,9 +79,9 @@ def kill_switch_check(kill: dict) -> dict:
 
 
 def state_writes_check(writes: dict) -> dict:
-    """FAIL while snapshot saves fail or a kill switch or pause holds in memory only."""
-    last = (writes["snapshots"].get("last_error") or writes["kill_switch"].get("last_error")
-            or writes["pause"].get("last_error") or {})
+    """FAIL while snapshot or replay-position saves fail or a kill switch or pause holds in memory only."""
+    last = next((writes[k]["last_error"] for k in ("snapshots", "replay_position", "kill_switch", "pause")
+                 if writes[k].get("last_error")), None) or {}
     detail = f" ({last.get('errno')} on {last.get('file')})" if last and writes["problems"] else ""
     return {**check(writes["ok"], ",".join(writes["problems"]) + detail), "problems": writes["problems"]}
 
