@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 import orjson
 from filelock import FileLock, Timeout
 
-from runtime_api import storage
+from runtime_api import clock, storage
 from runtime_api.settings import display_path
 from runtime_api.session_calendar import CN, session_bounds_ms, session_state, trading_day_of
 from runtime_api.settings import Settings, SettingsError
@@ -132,7 +132,8 @@ class JobContext:
 
 
 def wall_clock_ms() -> int:
-    return int(time.time() * 1000)
+    """The one clock (runtime_api.clock): the wall clock, or a rehearsal's simulated time."""
+    return clock.now_ms()
 
 
 def iso_ms(ts_ms: int) -> str:
@@ -342,6 +343,7 @@ def cli(
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
+        clock.configure(settings)
         vendor = vendor_from_env()
         now = parse_now(args.now)
         extra = job_options(args)

@@ -15,12 +15,11 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
 from typing import Any
 
 import anyio
 
-from . import market_gate, portfolio
+from . import clock, market_gate, portfolio
 from .decision import LlmBreaker, LlmDecider, run_decision
 from .journal import audit_record
 from .market.supplemental import news_titles, normalize_breadth, overview_brief
@@ -38,10 +37,15 @@ MANIFEST_RESCAN_S = 30.0
 
 
 def iso_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return clock.now_iso()
 
 
 def wall_ms() -> int:
+    """A clock reading (runtime_api.clock); the schedulers below time themselves on time.monotonic()."""
+    return clock.now_ms()
+
+
+def real_ms() -> int:
     return int(time.time() * 1000)
 
 
@@ -91,7 +95,7 @@ class AgentRuntime:
     def breaker_for(self, agent_id: str) -> LlmBreaker:
         if agent_id not in self.breakers:
             s = self.settings
-            self.breakers[agent_id] = LlmBreaker(s.agent_llm_breaker_failures, s.agent_llm_breaker_cooldown_ms, wall_ms)
+            self.breakers[agent_id] = LlmBreaker(s.agent_llm_breaker_failures, s.agent_llm_breaker_cooldown_ms, real_ms)
         return self.breakers[agent_id]
 
     @property
@@ -448,11 +452,11 @@ class AgentRuntime:
                     if self.running:
                         self.spawn(self.run_cycle())
         elif s.live_mode:
-            last_gate = 0
-            last_cycle = wall_ms()
+            last_gate = float("-inf")
+            last_cycle = time.monotonic() * 1000
             while not self._stopping:
                 await asyncio.sleep(0.25)
-                now = wall_ms()
+                now = time.monotonic() * 1000
                 if now - last_gate >= s.agent_session_guard_check_ms:
                     last_gate = now
                     await self.refresh_live()

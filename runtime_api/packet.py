@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 from collections import Counter
 from typing import Any
 
 import anyio
 
+from . import clock as one_clock
 from .decision.features import price_volume_references
 from .errors import ApiError
 from .journal import AUDIT_SCHEMA, merge_newest
@@ -44,7 +44,7 @@ _LEVELS = {"OK": 0, "WARN": 1, "ERROR": 2}
 
 
 def wall_ms() -> int:
-    return int(time.time() * 1000)
+    return one_clock.now_ms()
 
 
 def room_record(ctx, raw_room_id: Any) -> dict:
@@ -224,6 +224,7 @@ class RoomPackets:
             "schema_version": PACKET_SCHEMA,
             "room_id": room_id,
             "ts_ms": now,
+            "clock": one_clock.status(),
             "trader": trader,
             "room_context": context,
             "market_overview": {k: overview[k] for k in ("source_kind", "brief", "status")},

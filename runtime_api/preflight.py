@@ -6,11 +6,12 @@ when nothing FAILs. It reads state and probes the LLM; it never writes anything.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import anyio
 import httpx
+
+from . import clock
 
 
 LLM_PROBE_TIMEOUT_S = 3.0
@@ -36,10 +37,16 @@ async def probe_llm(settings) -> tuple[bool, str | None]:
     return True, None
 
 
+def clock_check() -> dict:
+    """WARN whenever the clock is simulated: a rehearsal, never a show."""
+    state = clock.status()
+    return {**check(not state["simulated"], "simulated_clock: ONLYTRADE_CLOCK is set (rehearsal)", warn=True), "state": state}
+
+
 async def live_preflight(ctx) -> dict:
     s = ctx.settings
     svc = ctx.svc
-    now_ms = int(time.time() * 1000)
+    now_ms = clock.now_ms()
     fresh = await anyio.to_thread.run_sync(ctx.freshness_report)
     rows = {r["label"]: r for r in fresh["checks"]}
     frames = rows.get("cn_a_frames") or {}
@@ -87,5 +94,6 @@ async def live_preflight(ctx) -> dict:
         "kill_switch": {**check(not kill["active"], "kill_switch_active"), "sources": kill["sources"], "reason": kill["reason"]},
         "control_token": check(s.control_token_configured, "control_token_not_configured"),
         "llm": llm,
+        "clock": clock_check(),
     }
     return {"ok": all(c["ok"] for c in checks.values()), "ts_ms": now_ms, "checks": checks}

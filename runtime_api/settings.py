@@ -76,6 +76,17 @@ def choice(*options: str) -> Callable[[str, str], str]:
     return parse
 
 
+def instant(name: str, raw: str) -> str:
+    """An epoch-ms or ISO-8601 time (naive = Shanghai); kept as text, checked here."""
+    from .clock import parse_instant
+
+    try:
+        parse_instant(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: expected epoch ms or an ISO-8601 time, got {raw!r}") from None
+    return raw
+
+
 def path(name: str, raw: str) -> str:
     # Resolved against ONLYTRADE_ROOT after loading; see Settings.resolve().
     return raw
@@ -206,6 +217,12 @@ class Settings:
     room_events_buffer_size: int = setting("ROOM_EVENTS_BUFFER_SIZE", 200, integer(10, 2000), "SSE replay buffer size")
     room_events_buffer_ttl_ms: int = setting("ROOM_EVENTS_BUFFER_TTL_MS", 60000, integer(2000), "SSE replay buffer TTL after the last viewer")
 
+    # ---- issue 12: one clock, show-day recording, live-file watching
+    onlytrade_clock: str = setting("ONLYTRADE_CLOCK", "", instant, "Simulated clock start for a rehearsal (ISO-8601, naive = Shanghai); empty = the wall clock")
+    onlytrade_clock_speed: float = setting("ONLYTRADE_CLOCK_SPEED", 1.0, decimal(0.01, 10000), "Simulated clock speed (x real time)")
+    onlytrade_clock_anchor: str = setting("ONLYTRADE_CLOCK_ANCHOR", "", instant, "Real time (epoch ms or ISO) when the simulated clock read ONLYTRADE_CLOCK (default: process start)")
+    onlytrade_rehearsal: bool = setting("ONLYTRADE_REHEARSAL", False, boolean, "Allow a simulated clock in strict live mode (a rehearsal, never a show)")
+
     # ---- derived -------------------------------------------------------------------------
 
     @classmethod
@@ -236,6 +253,8 @@ class Settings:
             raise SettingsError("STRICT_LIVE_MODE: strict_live_mode_requires_market_provider_real")
         if self.control_api_allow_unauthenticated and not is_loopback(self.host):
             raise SettingsError("CONTROL_API_ALLOW_UNAUTHENTICATED: refused because HOST is not a loopback address")
+        if self.onlytrade_clock and self.strict_live_mode and not self.onlytrade_rehearsal:
+            raise SettingsError("ONLYTRADE_CLOCK: a simulated clock is refused in strict live mode unless ONLYTRADE_REHEARSAL=true")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -8,6 +8,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .. import clock
 from ..control import ControlCall, control_route, read_route
 from ..errors import ApiError, bad_request
 from ..http import query_int, query_str
@@ -82,6 +83,7 @@ def runtime_status(ctx, freshness: dict) -> dict:
         "event_loop": ctx.loop_monitor.status(),
         "response_cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
         "traders": agents,
+        "clock": clock.status(),
     }
 
 
