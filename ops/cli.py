@@ -361,6 +361,7 @@ for _name, _doc in (
     ("red-blue-cn-run-once", "Write the CN red/blue breadth now (data_jobs.breadth)."),
     ("red-blue-cn-if-open", "Same, only while the CN market is open."),
     ("news-digest-cn-run-once", "Write the CN news digest now (data_jobs.news_digest)."),
+    ("daily-history-cn-run-once", "Write the CN daily history now (data_jobs.daily_history)."),
 ):
     _job_command(_name, _doc)
 

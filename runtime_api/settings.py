@@ -217,6 +217,9 @@ class Settings:
     room_events_buffer_size: int = setting("ROOM_EVENTS_BUFFER_SIZE", 200, integer(10, 2000), "SSE replay buffer size")
     room_events_buffer_ttl_ms: int = setting("ROOM_EVENTS_BUFFER_TTL_MS", 60000, integer(2000), "SSE replay buffer TTL after the last viewer")
 
+    # ---- issue 8: live daily history and per-symbol market-data sanity
+    live_daily_path_cn: str = setting("LIVE_DAILY_PATH_CN", "data/live/onlytrade/frames.1d.json", path, "CN live daily bars (written by data_jobs.daily_history); live_file mode reads daily history only from here")
+
     # ---- issue 12: one clock, show-day recording, live-file watching
     onlytrade_clock: str = setting("ONLYTRADE_CLOCK", "", instant, "Simulated clock start for a rehearsal (ISO-8601, naive = Shanghai); empty = the wall clock")
     onlytrade_clock_speed: float = setting("ONLYTRADE_CLOCK_SPEED", 1.0, decimal(0.01, 10000), "Simulated clock speed (x real time)")

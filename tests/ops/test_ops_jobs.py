@@ -36,7 +36,7 @@ def test_job_command_names_map_to_the_jobs():
         "akshare-run-once": "frames_collector",
         "market-overview-cn-run-once": "market_overview", "market-overview-cn-if-open": "market_overview",
         "red-blue-cn-run-once": "breadth", "red-blue-cn-if-open": "breadth",
-        "news-digest-cn-run-once": "news_digest",
+        "news-digest-cn-run-once": "news_digest", "daily-history-cn-run-once": "daily_history",
     }
     assert [name for name, (_, fixed) in JOB_COMMANDS.items() if fixed == ("--if-open",)] == [
         "market-overview-cn-if-open", "red-blue-cn-if-open"]
