@@ -366,6 +366,26 @@ for _name, _doc in (
     _job_command(_name, _doc)
 
 
+# ---- issue 12: rehearsal, archive, replay packs ---------------------------------------------
+
+
+@app.command()
+def rehearse(ctx: typer.Context,
+             at: str = typer.Option("2026-02-13T10:00:00+08:00", "--at", help="Simulated session start (ISO-8601)."),
+             speed: float = typer.Option(1.0, "--speed", help="Simulated clock speed (x real time)."),
+             breakage: Optional[str] = typer.Option(None, "--break", help="Break one condition on purpose: stale-job, missing-token, kill-switch."),
+             keep: bool = typer.Option(False, "--keep", help="Keep the temporary host folder (logs, snapshots) for inspection."),
+             agents_dir: Optional[Path] = typer.Option(None, "--agents-dir", help="Agent manifests to rehearse with (default: this build's agents/)."),
+             fixtures: Optional[Path] = typer.Option(None, "--fixtures", help="Recorded vendor responses (default: the suite's recorded AKShare responses).")) -> None:
+    """The go-live rehearsal's seven steps on a temporary host: recorded vendor, simulated session, supervised runtime."""
+    from . import rehearse as rehearsal
+
+    state: State = ctx.find_root().obj or State(False)
+    say = (lambda line: typer.echo(line, err=True)) if state.json else (lambda line: typer.echo(line))
+    emit(ctx, lambda: rehearsal.rehearse(at=at, speed=speed, breakage=breakage, keep=keep, agents_dir=agents_dir,
+                                         fixtures=fixtures, report=say))
+
+
 def normalize_argv(argv: list[str]) -> list[str]:
     """`help` means --help; --json may follow the command (it is moved before it)."""
     if argv[:1] == ["help"]:

@@ -319,6 +319,11 @@ def view_audit(c: Console, d: dict) -> None:
     ]))
 
 
+def view_rehearsal(c: Console, d: dict) -> None:
+    # The steps and their evidence were printed as they ran; this is the summary for the ticket.
+    c.print(rows("rehearsal", d.get("steps") or [], [("step", "step"), ("result", "level"), ("check", "title")]))
+
+
 VIEWS: dict[str, Callable[[Console, Any], None]] = {
     name[len("view_"):]: fn for name, fn in globals().items() if name.startswith("view_") and callable(fn)
 }
