@@ -72,6 +72,9 @@ class Output:
     latest_ts_ms: int | None
     counts: dict[str, Any] = field(default_factory=dict)
     pretty: bool = True
+    # Runs after the output is committed (the archive): its counts join the summary; a failure is
+    # reported there and never undoes the committed output.
+    after_commit: Callable[[], dict[str, Any]] | None = None
 
 
 @dataclass
@@ -257,12 +260,19 @@ def execute(
             ctx.check_budget()
             disarm()  # the commit is never interrupted: it either happens entirely or not at all
         storage.write_json_atomic(output.path, output.payload, pretty=output.pretty)
+        counts = dict(output.counts)
+        if output.after_commit is not None:
+            try:
+                counts.update(output.after_commit())
+            except Exception as exc:
+                log.exception("data job %s: post-commit step failed", job)
+                counts["archive_error"] = f"{type(exc).__name__}: {exc}"[:200]
         return result(
             "ok",
             EXIT_OK,
             wrote=True,
             latest_ts_ms=output.latest_ts_ms,
-            counts=output.counts,
+            counts=counts,
             file=display_path(settings, output.path),
         )
     except Skip as skip:

@@ -225,6 +225,11 @@ class Settings:
     onlytrade_clock_speed: float = setting("ONLYTRADE_CLOCK_SPEED", 1.0, decimal(0.01, 10000), "Simulated clock speed (x real time)")
     onlytrade_clock_anchor: str = setting("ONLYTRADE_CLOCK_ANCHOR", "", instant, "Real time (epoch ms or ISO) when the simulated clock read ONLYTRADE_CLOCK (default: process start)")
     onlytrade_rehearsal: bool = setting("ONLYTRADE_REHEARSAL", False, boolean, "Allow a simulated clock in strict live mode (a rehearsal, never a show)")
+    archive_dir: str = setting("ARCHIVE_DIR", "data/archive", path, "Show-day archive: <dir>/<market>/<day>/frames.1m.parquet (written by the data jobs)")
+    llm_recordings_dir: str = setting("LLM_RECORDINGS_DIR", "data/llm-recordings", path, "LLM exchanges, <dir>/<agent>/<day>.jsonl (request without secrets, response, latency, outcome)")
+    llm_recordings_retention_days: int = setting("LLM_RECORDINGS_RETENTION_DAYS", 30, integer(0), "Days of LLM recordings kept (0 keeps every day)")
+    replay_llm: str = setting("REPLAY_LLM", "live", choice("live", "recorded"), "recorded: answer each LLM call from the recording of the same agent, day and bar")
+    live_file_watch: bool = setting("LIVE_FILE_WATCH", True, boolean, "Pick up a replaced live file at once (watchfiles); mtime polling stays as the fallback")
 
     # ---- derived -------------------------------------------------------------------------
 
