@@ -386,6 +386,23 @@ def rehearse(ctx: typer.Context,
                                          fixtures=fixtures, report=say))
 
 
+replay_pack_app = typer.Typer(help="Replay packs from the show-day archive.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(replay_pack_app, name="replay-pack")
+
+
+@replay_pack_app.command("build")
+def replay_pack_build(ctx: typer.Context,
+                      from_archive: str = typer.Option(..., "--from-archive", help="Archived days: 2026-02-13, a comma list, A..B or all."),
+                      out: Path = typer.Option(..., "--out", help="New folder for the pack (refused if it exists)."),
+                      market: str = typer.Option("CN-A", "--market", help="Archive market."),
+                      fmt: str = typer.Option("jsonl", "--format", help="1m frames as jsonl or parquet."),
+                      archive_dir: Optional[Path] = typer.Option(None, "--archive-dir", help="Archive folder (default: ARCHIVE_DIR).")) -> None:
+    """Archived show days -> a replay pack (1m frames, daily history cut before each day, breadth, names, meta)."""
+    from . import replay_pack
+
+    emit(ctx, lambda: replay_pack.build(settings(), from_archive, out, market=market, fmt=fmt, archive_dir=archive_dir))
+
+
 def normalize_argv(argv: list[str]) -> list[str]:
     """`help` means --help; --json may follow the command (it is moved before it)."""
     if argv[:1] == ["help"]:

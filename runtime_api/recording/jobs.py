@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+from runtime_api import storage
 from runtime_api.recording import archive
 from runtime_api.session_calendar import is_trading_day, session_bounds_ms, trading_day_of
 
@@ -43,3 +44,17 @@ def archive_daily(settings: Any, market: str, frames: list[dict[str, Any]], *, n
     manifest = archive.replace_file(root, market, day, before, interval="1d",
                                     provenance={"job": "daily_history", "provider": provider})
     return {"archive_daily_day": day, "archive_daily_rows": manifest["files"]["frames.1d.parquet"]["rows"]}
+
+
+def archive_breadth(settings: Any, market: str, breadth: dict[str, Any], names: dict[str, str], *, now_ms: int,
+                    provider: str) -> dict[str, Any]:
+    """One breadth point per run (`market_breadth.1m.jsonl`, durable append) and the day's names (once)."""
+    day = trading_day_of(now_ms, market)
+    folder = archive.day_dir(settings.resolve(settings.archive_dir), market, day)
+    point = {"ts_ms": now_ms, "trading_day": day, "breadth": breadth, "provider": provider}
+    storage.append_jsonl(folder / "market_breadth.1m.jsonl", point)
+    names_file = folder / "names.json"
+    if names and not names_file.exists():
+        storage.write_json_atomic(names_file, {"schema_version": "onlytrade.symbol_names.v1", "provider": provider,
+                                               "as_of_ts_ms": now_ms, "names": names}, locked=False)
+    return {"archive_breadth_day": day}
