@@ -22,6 +22,7 @@ import anyio
 from . import clock, market_gate, portfolio
 from .decision import LlmBreaker, LlmDecider, run_decision
 from .journal import audit_record
+from .recording.llm_log import LlmExchangeLog
 from .market.supplemental import news_titles, normalize_breadth, overview_brief
 from .services import Services
 from .session_calendar import market_of_exchange, trading_day_of
@@ -78,7 +79,10 @@ class AgentRuntime:
         self._tasks: set[asyncio.Task] = set()
         self._stopping = False
         self._refresh_lock = asyncio.Lock()
-        self.llm = LlmDecider(s) if s.llm_configured else None
+        self.llm_exchanges = LlmExchangeLog(s.resolve(s.llm_recordings_dir), retention_days=s.llm_recordings_retention_days)
+        recorded = s.replay_llm == "recorded" and s.agent_llm_enabled
+        # REPLAY_LLM=recorded answers from the recordings: no key and no provider needed
+        self.llm = LlmDecider(s, exchanges=self.llm_exchanges, recorded=recorded) if (s.llm_configured or recorded) else None
         # One worker thread for all cycle work: several threads of Python would contend for the
         # GIL and starve the event loop (measured: 25-34 stalls >20 ms per 30 s with the default
         # limiter, 0-2 with one thread, same cycle throughput).

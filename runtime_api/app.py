@@ -45,6 +45,7 @@ def build_context(settings: Settings) -> AppContext:
     ctx = AppContext(settings=settings, svc=svc, runtime=AgentRuntime(svc))
     ctx.control_audit = ControlAudit(settings.resolve(settings.runtime_state_dir) / "control-audit.jsonl")
     install_viewer_streams(ctx)  # ctx.extra["viewer_streams"]; listens to every decision
+    ctx.runtime.llm_exchanges.prune()  # LLM_RECORDINGS_RETENTION_DAYS
     if ctx.runtime.paused_reason:
         log.warning("runtime paused (%s) since before this boot: no cycles until an explicit resume", ctx.runtime.paused_reason)
     if svc.kill_switch.active:

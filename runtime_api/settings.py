@@ -261,6 +261,8 @@ class Settings:
             raise SettingsError("STRICT_LIVE_MODE: strict_live_mode_requires_market_provider_real")
         if self.control_api_allow_unauthenticated and not is_loopback(self.host):
             raise SettingsError("CONTROL_API_ALLOW_UNAUTHENTICATED: refused because HOST is not a loopback address")
+        if self.replay_llm == "recorded" and self.live_mode:
+            raise SettingsError("REPLAY_LLM: recorded answers replay a recorded day; refused in live_file mode")
         if self.onlytrade_clock and self.strict_live_mode and not self.onlytrade_rehearsal:
             raise SettingsError("ONLYTRADE_CLOCK: a simulated clock is refused in strict live mode unless ONLYTRADE_REHEARSAL=true")
 

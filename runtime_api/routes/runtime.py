@@ -75,6 +75,7 @@ def runtime_status(ctx, freshness: dict) -> dict:
             "token_saver": s.agent_llm_dev_token_saver,
             "max_output_tokens": s.agent_llm_max_output_tokens,
             "calls_attempted": rt.llm_calls["attempted"],
+            "replay_llm": s.replay_llm,
             "failures": dict(rt.llm_failures),
         },
         "sink_errors": dict(rt.sink_errors),
