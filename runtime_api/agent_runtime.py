@@ -22,6 +22,7 @@ import anyio
 from . import clock, market_gate, portfolio
 from .decision import LlmBreaker, LlmDecider, run_decision
 from .journal import audit_record
+from .market.file_watch import LiveFileWatcher
 from .recording.llm_log import LlmExchangeLog
 from .market.supplemental import news_titles, normalize_breadth, overview_brief
 from .services import Services
@@ -79,6 +80,7 @@ class AgentRuntime:
         self._tasks: set[asyncio.Task] = set()
         self._stopping = False
         self._refresh_lock = asyncio.Lock()
+        self.watcher: LiveFileWatcher | None = None
         self.llm_exchanges = LlmExchangeLog(s.resolve(s.llm_recordings_dir), retention_days=s.llm_recordings_retention_days)
         recorded = s.replay_llm == "recorded" and s.agent_llm_enabled
         # REPLAY_LLM=recorded answers from the recordings: no key and no provider needed
@@ -221,6 +223,18 @@ class AgentRuntime:
             return
         async with self._refresh_lock:
             await anyio.to_thread.run_sync(lambda: [p.refresh() for p in self.svc.live.all()], limiter=self.worker)
+
+    async def watch_live_files(self) -> None:
+        """LIVE_FILE_WATCH: reload a replaced live file at once; the rate-limited polling stays the fallback."""
+        files = [*self.svc.live.all(), *([self.svc.daily] if self.svc.daily is not None else [])]
+        self.watcher = LiveFileWatcher(files, self._reload_files)
+        await self.watcher.run()
+
+    async def _reload_files(self, files: list) -> None:
+        loaded = await anyio.to_thread.run_sync(lambda: [f.refresh() for f in files], limiter=self.worker)
+        if any(loaded):
+            self.refresh_gate()
+            self.bump()
 
     # ---- cycles ------------------------------------------------------------------------
 

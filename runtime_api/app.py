@@ -64,6 +64,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         loop_task = asyncio.create_task(ctx.runtime.run_forever(), name="agent-runtime")
         monitor_task = asyncio.create_task(ctx.loop_monitor.run(), name="loop-monitor")
         rescan_task = asyncio.create_task(ctx.runtime.maintain(), name="manifest-rescan")
+        watch = settings.live_mode and settings.live_file_watch
+        watch_task = asyncio.create_task(ctx.runtime.watch_live_files(), name="live-file-watch") if watch else None
         ctx.ready = True
         try:
             yield
@@ -71,7 +73,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ctx.ready = False
             await ctx.extra["viewer_streams"].close()
             await ctx.runtime.drain(SHUTDOWN_DRAIN_S)
-            for task in (loop_task, monitor_task, rescan_task):
+            if ctx.runtime.watcher is not None:
+                ctx.runtime.watcher.stop()
+            for task in (loop_task, monitor_task, rescan_task, *([watch_task] if watch_task else [])):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

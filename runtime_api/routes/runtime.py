@@ -85,6 +85,7 @@ def runtime_status(ctx, freshness: dict) -> dict:
         "response_cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
         "traders": agents,
         "clock": clock.status(),
+        "live_file_watch": rt.watcher.status() if rt.watcher is not None else {"enabled": False},
     }
 
 
