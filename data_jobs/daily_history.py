@@ -3,7 +3,7 @@
 The runtime needs `DATA_READINESS_MIN_DAILY_FRAMES` daily bars per symbol for its daily features
 (SMA 60, RSI 14); without them every decision is a `daily_frames_insufficient` hold. This job runs
 before the open (and once after the close) for the union of every CN manifest's pool in AGENTS_DIR
-plus the registered agents, so a fresh host with an empty registry gets data too.
+(registered or not), so a fresh host with an empty registry gets data too.
 
 Source conventions (`stock_zh_a_hist(period="daily", adjust="")`, EastMoney):
 * prices are **unadjusted**, so the daily closes agree with the unadjusted 1-minute bars the frames
@@ -28,7 +28,7 @@ from runtime_api.settings import Settings
 from runtime_api.recording.jobs import archive_daily
 from data_jobs import jobrun
 from data_jobs.frames_collector import BAR_SCHEMA_VERSION, SHARES_PER_LOT, exchange_of, frames_payload, merge_frames, read_existing_frames
-from data_jobs.universe import all_cn_symbols, cn_symbols, code_of, normalize_cn_symbols
+from data_jobs.universe import all_cn_symbols, code_of, normalize_cn_symbols
 from data_jobs.vendor import VendorError
 
 JOB = "daily_history"
@@ -146,7 +146,8 @@ def run(
     bars = max(bars, settings.data_readiness_min_daily_frames)
 
     def work(ctx: jobrun.JobContext) -> jobrun.Output:
-        pool = list(symbols) if symbols else sorted(set(all_cn_symbols(ctx.settings)) | set(cn_symbols(ctx.settings)))
+        # Every manifest's pool: a registered agent's pool comes from its manifest, so this covers them.
+        pool = list(symbols) if symbols else all_cn_symbols(ctx.settings)
         if not pool:
             raise jobrun.Skip("no_symbols")
         today = date.fromisoformat(trading_day_of(ctx.now_ms, CN))

@@ -120,7 +120,8 @@ def view_status(c: Console, d: dict) -> None:
 
 
 def view_preflight(c: Console, d: dict) -> None:
-    table = Table(title=f"live preflight: {'OK' if d.get('ok') else 'NOT OK'}", title_justify="left")
+    phase = f" (phase {d['phase']})" if d.get("phase") else ""
+    table = Table(title=f"live preflight: {'OK' if d.get('ok') else 'NOT OK'}{phase}", title_justify="left")
     for col in ("check", "level", "reason"):
         table.add_column(col, overflow="fold")
     for name, chk in (d.get("checks") or {}).items():

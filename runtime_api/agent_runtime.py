@@ -24,6 +24,7 @@ from .decision import LlmBreaker, LlmDecider, run_decision
 from .journal import audit_record
 from .market.file_watch import LiveFileWatcher
 from .recording.llm_log import LlmExchangeLog
+from .market import sanity
 from .market.supplemental import news_titles, normalize_breadth, overview_brief
 from .services import Services
 from .session_calendar import market_of_exchange, trading_day_of
@@ -69,6 +70,8 @@ class AgentRuntime:
         self.discarded_cycles = 0
         self.sink_errors: Counter[str] = Counter()
         self.agent_errors: dict[str, str] = {}
+        # agent id -> {symbol: reason} of the pool symbols left out of its last cycle's candidates
+        self.exclusions: dict[str, dict[str, str]] = {}
         self.llm_failures: Counter[str] = Counter()
         self.llm_calls = Counter()
         self.breakers: dict[str, LlmBreaker] = {}
@@ -190,6 +193,7 @@ class AgentRuntime:
         for agent_id in agent_ids if agent_ids is not None else list(self.history):
             self.history.pop(agent_id, None)
             self.agent_errors.pop(agent_id, None)
+            self.exclusions.pop(agent_id, None)
         if agent_ids is None:
             self.metrics = {k: 0 for k in self.metrics}
         self.bump()
@@ -349,20 +353,28 @@ class AgentRuntime:
         pool = list(manifest.get("stock_pool") or []) or svc.market.symbols()
         pool = pool[: s.agent_candidate_symbol_limit]
         candidates: dict[str, dict] = {}
+        excluded: dict[str, str] = {}
+        file_reason = self._live_file_hold_reason(market) if s.strict_live_mode else None
         for symbol in pool:
+            if file_reason:
+                excluded[symbol] = file_reason
+                continue
             try:
                 intraday = svc.market.get_frames(symbol, "1m", INTRADAY_BARS)["frames"]
                 daily = svc.market.get_frames(symbol, "1d", DAILY_BARS)["frames"]
             except Exception as exc:
                 if s.strict_live_mode:
+                    excluded[symbol] = "symbol_missing"
                     continue
                 log.debug("no frames for %s: %s", symbol, exc)
                 intraday, daily = [], []
+            health = svc.market.assess(symbol, intraday, daily)
+            # Bad prices exclude a symbol in every mode; missing or stale data only in strict live mode.
+            if not health["usable"] and (s.strict_live_mode or health["reason"] in _SANITY_REASONS):
+                excluded[symbol] = health["reason"]
+                continue
             candidates[symbol] = {"intraday": intraday, "daily": daily}
-        if s.strict_live_mode and not any(c["intraday"] for c in candidates.values()):
-            status = (svc.live.frames.get(market) or None)
-            err = status.status().get("last_error") if status else "missing"
-            raise _CycleError("live_file_error" if err else "live_file_stale")
+        self.exclusions[manifest.get("agent_id") or ""] = excluded
         held = [h["symbol"] for h in snapshot.get("holdings") or [] if h.get("shares")]
         prices = {}
         for symbol in set(held) | set(candidates):
@@ -380,8 +392,21 @@ class AgentRuntime:
                 "holdings": snapshot.get("holdings"),
                 "recent_actions": snapshot.get("recent_actions"),
             },
-            "extras": self._extras(market, clock, candidates),
+            "extras": {**self._extras(market, clock, candidates), "excluded_symbols": excluded},
         }
+
+    def _live_file_hold_reason(self, market: str) -> str | None:
+        """Strict live mode: a frames file with an error or stale forces every symbol to hold, with
+        or without the session guard."""
+        provider = self.svc.live.frames.get(market)
+        if provider is None:
+            return "live_file_missing"
+        status = provider.status()
+        if status.get("last_error"):
+            return f"live_file_error:{status['last_error']}"
+        if status.get("stale"):
+            return f"live_file_stale:{status.get('stale_reason')}"
+        return None
 
     def _extras(self, market: str, clock: int, candidates: dict[str, dict]) -> dict:
         live = self.svc.live
@@ -505,10 +530,7 @@ class AgentRuntime:
             await asyncio.wait(list(self._tasks), timeout=timeout_s)
 
 
-class _CycleError(Exception):
-    def __init__(self, code: str):
-        super().__init__(code)
-        self.code = code
+_SANITY_REASONS = frozenset({sanity.NON_FINITE_PRICE, sanity.PRICE_LIMIT_BREAK})
 
 
 def _fresh_payload(provider) -> dict | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from .market.sanity import usable_price
 from .numbers import finite
 
 SHANGHAI = timezone(timedelta(hours=8))  # no DST since 1991, so a fixed offset is exact
@@ -193,9 +194,9 @@ def remark(snapshot: dict, prices: dict[str, float], *, now_iso: str, trading_da
     """
     holdings = _holdings(snapshot)
     for h in holdings:
-        price = num(prices.get(h["symbol"]), 0.0)
-        if price > 0:
-            h["mark_price"] = price
+        price = prices.get(h["symbol"])
+        if usable_price(price):  # a feed error (NaN, 1e300, <= 0) never becomes a mark
+            h["mark_price"] = float(price)
     stats = dict(snapshot.get("stats") or {})
     cash = num(stats.get("latest_available_balance"), DEFAULT_BALANCE)
     rows, equity, unrealized = _valued(holdings, cash)

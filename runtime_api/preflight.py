@@ -43,6 +43,37 @@ def clock_check() -> dict:
     return {**check(not state["simulated"], "simulated_clock: ONLYTRADE_CLOCK is set (rehearsal)", warn=True), "state": state}
 
 
+def pool_symbols(ctx, running: list[str]) -> dict:
+    """Per running agent: how many pool symbols have usable intraday and daily data now (blocking).
+
+    All usable -> PASS; some -> WARN naming the others with their reasons; none -> FAIL. The same
+    `MarketDataService.assess` the decision cycle uses to leave a symbol out."""
+    market = ctx.svc.market
+    agents: dict[str, dict] = {}
+    for agent_id in running:
+        pool = list((ctx.svc.registry.get(agent_id) or {}).get("stock_pool") or [])
+        rows = [market.symbol_health(symbol) for symbol in pool]
+        unusable = {r["symbol"]: r["reason"] for r in rows if not r["usable"]}
+        agents[agent_id] = {
+            "pool_count": len(pool),
+            "usable_count": len(pool) - len(unusable),
+            "intraday_usable_count": sum(1 for r in rows if r["intraday"] is None),
+            "daily_usable_count": sum(1 for r in rows if r["daily"] is None),
+            "unusable": unusable,
+            "level": "PASS" if pool and not unusable else ("FAIL" if len(unusable) == len(pool) else "WARN"),
+        }
+    failing = sorted(a for a, v in agents.items() if v["level"] == "FAIL")
+    warning = {a: sorted(v["unusable"]) for a, v in agents.items() if v["level"] == "WARN"}
+    if not agents:
+        return {**check(False, "no_running_agents", warn=True), "agents": agents}
+    if failing:
+        return {**check(False, "no_usable_symbols: " + ",".join(failing)), "agents": agents}
+    if warning:
+        named = "; ".join(f"{a}: {','.join(syms)}" for a, syms in sorted(warning.items()))
+        return {**check(False, f"unusable_symbols: {named}", warn=True), "agents": agents}
+    return {**check(True), "agents": agents}
+
+
 async def live_preflight(ctx) -> dict:
     s = ctx.settings
     svc = ctx.svc
@@ -50,10 +81,12 @@ async def live_preflight(ctx) -> dict:
     fresh = await anyio.to_thread.run_sync(ctx.freshness_report)
     rows = {r["label"]: r for r in fresh["checks"]}
     frames = rows.get("cn_a_frames") or {}
-    others_failing = [r["label"] for r in fresh["checks"] if r["required"] and not r["ok"] and r["label"] != "cn_a_frames"]
+    daily = rows.get("cn_a_daily") or {}
+    others_failing = [r["label"] for r in fresh["checks"] if r["required"] and not r["ok"] and r["label"] not in ("cn_a_frames", "cn_a_daily")]
 
     registered = svc.registry.registered()
     running = svc.registry.running_ids()
+    pools = await anyio.to_thread.run_sync(pool_symbols, ctx, list(running or []))
     gate = ctx.runtime.gate  # read-only: preflight never re-evaluates or resumes anything (W5)
     expected = s.live_preflight_expected_registry_count
     registry_ok = len(registered) >= expected if expected > 0 else len(registered) > 0
@@ -79,9 +112,15 @@ async def live_preflight(ctx) -> dict:
         "freshness": {
             **check(bool(frames.get("ok")), frames.get("error") or ("cn_a_frames_stale" if frames else "cn_a_frames_missing")),
             "markets": {"cn_a": frames, "us": rows.get("us_frames")},
+            "phase": fresh.get("phase"),
             "supplemental": check(not others_failing, "stale_or_missing: " + ",".join(others_failing), warn=True),
             "checks": fresh["checks"],
         },
+        "daily_history": check(bool(daily.get("ok")),
+                               daily.get("error") or ("cn_a_daily_stale" if daily else "cn_a_daily_missing"),
+                               newest_trading_day=daily.get("newest_trading_day"),
+                               expected_trading_day=daily.get("expected_trading_day")),
+        "pool_symbols": pools,
         "registry_count": {
             **check(registry_ok, "too_few_registered_agents"),
             "registered_count": len(registered),
@@ -96,4 +135,4 @@ async def live_preflight(ctx) -> dict:
         "llm": llm,
         "clock": clock_check(),
     }
-    return {"ok": all(c["ok"] for c in checks.values()), "ts_ms": now_ms, "checks": checks}
+    return {"ok": all(c["ok"] for c in checks.values()), "ts_ms": now_ms, "phase": fresh.get("phase"), "checks": checks}

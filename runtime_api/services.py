@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from . import clock
 from .journal import AuditLog, DecisionLog
 from .kill_switch import KillSwitch
+from .market import sanity
 from .market.bars import FrameIndex, load_frames
 from .market.daily import DailyHistory
 from .market.live_files import LiveFileFrameProvider, LiveJsonFileProvider, wall_clock_ms
@@ -67,7 +68,7 @@ def _live_providers(settings: Settings) -> LiveProviders:
         p = settings.resolve(path)
         return LiveFileFrameProvider(
             p, refresh_ms=settings.live_file_refresh_ms, stale_ms=settings.live_file_stale_ms,
-            now_ms=now_ms, display_path=display_path(settings, p),
+            now_ms=now_ms, display_path=display_path(settings, p), require_real=settings.strict_live_mode,
         )
 
     def json_file(path: str, refresh: int, stale: int) -> LiveJsonFileProvider:
@@ -91,7 +92,9 @@ def _live_providers(settings: Settings) -> LiveProviders:
     for provider in live.all():
         provider.refresh(force=True)
     cn = live.frames["CN-A"].status()
-    if cn.get("last_error"):
+    # An unreadable file stops boot; a readable one the data rules refuse (future bars, not "real")
+    # boots and holds with the reason visible, so the next good file from the job is picked up.
+    if cn.get("last_error") and cn["last_error"] not in (sanity.DATA_IN_FUTURE, sanity.MODE_NOT_REAL):
         raise BootError(f"live_frames_path_cn_unreadable: {display_path(settings, settings.resolve(settings.live_frames_path_cn))} ({cn['last_error']})")
     return live
 
@@ -127,8 +130,14 @@ def build_services(settings: Settings) -> Services:
         elif not settings.live_mode:
             log.warning("replay frames not found at %s: no market data", display_path(settings, replay_path))
 
-    daily_file = settings.daily_history_file
-    daily = DailyHistory(daily_file, now_ms=now_ms) if daily_file.exists() or settings.live_mode else None
+    if settings.live_mode:
+        # Live daily history comes only from the daily job's file, never from the replay pack.
+        daily_file = settings.resolve(settings.live_daily_path_cn)
+        daily = DailyHistory(daily_file, now_ms=now_ms, display_path=display_path(settings, daily_file), live=True,
+                             require_real=settings.strict_live_mode)
+    else:
+        daily_file = settings.daily_history_file
+        daily = DailyHistory(daily_file, now_ms=now_ms) if daily_file.exists() else None
     live = _live_providers(settings)
     market = MarketDataService(
         settings,

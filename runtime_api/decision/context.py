@@ -187,10 +187,13 @@ def build_cycle_context(
     context = contexts[symbol]
     context["trader_id"] = trader.get("agent_id") or trader.get("trader_id")
     context["cycle_number"] = cycle_number
+    extras = extras or {}
+    excluded = dict(extras.get("excluded_symbols") or {})
     context["candidate_set"] = {
         "symbols": [r["symbol"] for r in ranked] or [symbol],
         **focus,
         "items": ranked,
+        "excluded": excluded,
     }
     config = runtime_config(settings, market)
     context["runtime_config"] = config
@@ -209,6 +212,10 @@ def build_cycle_context(
     }
 
     ready = readiness.evaluate(context, now_ms=now_ms, settings=settings)
+    if not pool and excluded:
+        # Every pool symbol was refused (stale, missing or bad prices): hold, and say why.
+        why = [f"{sym}:{reason}" for sym, reason in sorted(excluded.items())]
+        ready = {**ready, "level": "ERROR", "reasons": ["no_usable_symbol", *why[:5]], "excluded_symbols": excluded}
     context["data_readiness"] = ready
     if ready["opening_phase_active"]:
         config["opening_phase_mode"] = True
@@ -219,7 +226,6 @@ def build_cycle_context(
         config["conservative_probe_enabled"] = False
         context["llm_decision"] = readiness_gate(symbol, ready)
 
-    extras = extras or {}
     overview = extras.get("market_overview") or {}
     digest = extras.get("news_digest") or {}
     context["market_overview"] = {"source_kind": overview.get("source_kind"), "brief": overview.get("brief") or ""}

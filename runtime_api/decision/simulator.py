@@ -16,6 +16,7 @@ from runtime_api.decision.context import runtime_config
 from runtime_api.decision.costs import affordable_quantity, commission, round2, sell_quantity, to_lots
 from runtime_api.decision.features import js_round, number
 from runtime_api.decision.llm import LlmDecision
+from runtime_api.market.sanity import usable_price
 from runtime_api.settings import Settings
 
 
@@ -117,7 +118,7 @@ def _order(context: dict, llm: LlmDecision | None, trader: dict) -> Order:
         action = heuristic.decide_action(heuristic.signals(features), heuristic.profile(trader))
     return Order(
         symbol=symbol,
-        price=price if price and price > 0 else None,
+        price=price if usable_price(price) else None,  # never fill at a feed error
         features=features,
         source=source,
         given=given,

@@ -38,6 +38,7 @@ def live_freshness(ctx) -> dict:
     checks = {row["label"]: row for row in report["checks"]}
     return {
         "ok": bool((checks.get("cn_a_frames") or {}).get("ok")),
+        "phase": report.get("phase"),
         "required_ok": report["ok"],
         "required_fail_count": report["required_fail_count"],
         "ts_ms": report["ts_ms"],
@@ -56,6 +57,7 @@ def runtime_status(ctx, freshness: dict) -> dict:
             "call_count": rt.call_count(agent_id),
             "in_flight": agent_id in rt.in_flight,
             "last_error": rt.agent_errors.get(agent_id),
+            "excluded_symbols": rt.exclusions.get(agent_id, {}),
             "memory_error": ctx.svc.memory.errored().get(agent_id),
             "llm_breaker": breaker.status() if breaker else None,
         })
