@@ -40,7 +40,7 @@ from .exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, OpsError, Outcome
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FIXTURES = REPO / "tests" / "data_jobs" / "fixtures" / "akshare"
 DEFAULT_AT = "2026-02-13T10:00:00+08:00"  # a Friday session the recorded vendor holds bars for
-DEFAULT_AGENTS = ("t_001", "t_008")  # a stock-pool agent and the runbook's reset target
+DEFAULT_AGENTS = ("t_001", "t_002")  # show agents with stock pools; the last one is step 4's reset target
 BREAKAGES = ("stale-job", "missing-token", "kill-switch")
 CONTROL_PATHS = ("agent/runtime/control", "agent/runtime/kill-switch", "replay/runtime/control",
                  "dev/factory-reset", "dev/reset-agent", "agents/t_001/stop")

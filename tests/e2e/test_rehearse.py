@@ -31,7 +31,7 @@ def test_rehearsal_passes_all_seven_steps():
     jobs = {r["job"] for r in report["job_runs"] if r["status"] == "ok"}
     assert {"frames_collector", "market_overview", "breadth", "news_digest"} <= jobs
     evidence = "\n".join(line for s in report["steps"] for line in s["evidence"])
-    assert "clock WARN" in evidence and "session_gate OK" in evidence and "changed t_008.json" in evidence
+    assert "clock WARN" in evidence and "session_gate OK" in evidence and "changed t_002.json" in evidence
     assert "step 7 One live decision cycle under the session gate: PASS" in progress
 
 
