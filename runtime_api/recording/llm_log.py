@@ -8,7 +8,8 @@ status and body, the latency and the outcome (`ok` or the failure reason). Days 
 today is kept) are deleted at boot and whenever a new day's file starts.
 
 `answer(agent, day, bar)` is what `REPLAY_LLM=recorded` reads: the last `ok` exchange recorded for
-that agent, day and bar.
+that agent, day and bar: a replayed decision's clock is a bar end; a live decision's is any time,
+so a live exchange also answers for the newest bar it could see (its time floored to the minute).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from runtime_api import storage
 log = logging.getLogger("onlytrade.recording")
 
 SCHEMA = "onlytrade.llm_exchange.v1"
+BAR_MS = 60_000
 _DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.jsonl$")
 _AGENT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -81,8 +83,9 @@ class LlmExchangeLog:
         with self._lock:
             cached = self._index.get((agent_id, day))
             if cached is None or cached[0] != stamp:
-                by_bar = {int(r["bar_ts_ms"]): r for r in self.read_day(agent_id, day)
-                          if r.get("outcome") == "ok" and isinstance(r.get("bar_ts_ms"), int)}
+                ok = [r for r in self.read_day(agent_id, day) if r.get("outcome") == "ok" and isinstance(r.get("bar_ts_ms"), int)]
+                by_bar = {r["bar_ts_ms"] - r["bar_ts_ms"] % BAR_MS: r for r in ok}  # live: the bar it saw last
+                by_bar.update({r["bar_ts_ms"]: r for r in ok})  # an exact clock (a replayed bar end) wins
                 self._index[(agent_id, day)] = cached = (stamp, by_bar)
         return cached[1].get(int(bar_ts_ms))
 

@@ -12,7 +12,6 @@ import orjson
 import pytest
 
 from runtime_api import clock
-from runtime_api.settings import Settings
 from data_jobs.vendor import RecordedVendor, vendor_from_env
 
 REPO = Path(__file__).resolve().parents[2]

@@ -153,3 +153,7 @@ def test_recorded_mode_is_refused_live_and_retention_prunes_old_days(tmp_path):
     os.utime(old, (time.time() - 8 * 86_400,) * 2)
     assert log.prune() == [old] and (tmp_path / "rec" / "t_001" / "2026-02-13.jsonl").exists()
     assert log.answer("t_001", "2026-02-13", 1)["outcome"] == "ok" and log.answer("t_001", "2026-02-13", 2) is None
+    # a live exchange at 10:00:20 answers the replayed bar ending 10:00:00 (the newest bar it saw)
+    bar_end = 1_770_948_000_000
+    log.append({"agent_id": "t_001", "day": "2026-02-13", "bar_ts_ms": bar_end + 20_000, "outcome": "ok", "response": {"status": 200, "body": "{}"}})
+    assert log.answer("t_001", "2026-02-13", bar_end)["bar_ts_ms"] == bar_end + 20_000
