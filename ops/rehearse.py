@@ -287,6 +287,17 @@ class Supervisor:
         self.wait_ready()
         return code
 
+    def kill(self) -> int:
+        """SIGKILL the runtime (a crash); the watcher restarts it. Returns the killed pid."""
+        with self._lock:
+            pid = self.proc.pid
+            self.proc.kill()
+        # let the watcher see the exit before anyone polls /health/ready on the old process
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (self.proc is None or self.proc.pid == pid):
+            time.sleep(0.05)
+        return pid
+
     def stop(self) -> None:
         with self._lock:
             self._wanted = False
@@ -471,6 +482,18 @@ def step6(op: Operator, ev: list[str], sup: Supervisor) -> None:
     op.ops("continuity-snapshot", b)
     same = op.ops("continuity-verify", a, b)
     expect(same.code == 0, ev, f"continuity-verify across the restart exit {same.code}")
+    # a crash, as systemd's Restart=always meets it: the supervisor brings it back, state unchanged
+    killed_at = time.monotonic()
+    pid = sup.kill()
+    sup.wait_ready()
+    ev.append(f"SIGKILL pid {pid}: back after {time.monotonic() - killed_at:.1f} s (unexpected exits: {sup.unexpected_exits})")
+    c = str(tmp / "crash-after.json")
+    op.ops("continuity-snapshot", c)
+    crashed = op.ops("continuity-verify", a, c)
+    expect(crashed.code == 0 and sup.unexpected_exits[-1:] == [-signal.SIGKILL], ev,
+           f"continuity-verify across the crash exit {crashed.code}")
+    status = (op.ops("--json", "status").json() or {}).get("runtime") or {}
+    expect((status.get("kill_switch") or {}).get("active") is True, ev, "kill switch still on after the crash (persisted)")
     expect(op.ops("kill-off", "rehearsal_done").code == 0, ev, "kill-off exit 0")
     second = subprocess.run([sys.executable, "-m", "runtime_api"], cwd=op.host.root, capture_output=True, text=True,
                             env=op.host.process_env(PORT=str(free_port())), timeout=60, check=False)
