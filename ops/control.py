@@ -10,6 +10,7 @@ from __future__ import annotations
 from runtime_api.manifests import AGENT_ID_RE
 
 from . import reads
+from .approvals import approval_flag as _approval, awaiting
 from .client import Client
 from .exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, OpsError, Outcome
 
@@ -105,9 +106,13 @@ def kill_on(client: Client, reason: str = "manual_emergency_stop") -> Outcome:
     return Outcome(data, view="kill_switch")
 
 
-def kill_off(client: Client, reason: str = "manual_resume") -> Outcome:
+def kill_off(client: Client, reason: str = "manual_resume", *, request_only: bool = False) -> Outcome:
     """Deactivate the API kill switch; exit 1 if another source (env, file) still holds it on."""
-    data = client.control(KILL_SWITCH, {"action": "deactivate", "reason": reason}, "kill switch off")
+    data = client.control(KILL_SWITCH, {"action": "deactivate", "reason": reason, **_approval(request_only)},
+                          "kill switch off")
+    parked = awaiting(data)
+    if parked is not None:
+        return parked
     ks = data.get("kill_switch") or {}
     if ks.get("active"):
         sources = ", ".join(ks.get("sources") or []) or "unknown"

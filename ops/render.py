@@ -92,6 +92,7 @@ def _runtime_table(rt: dict) -> Group:
         "llm": f"{'on' if llm.get('effective_enabled') else 'off'} model={llm.get('model')} failures={cell(llm.get('failures'))}",
         "live data": "skipped (replay)" if (rt.get("live_data_freshness") or {}).get("skipped") else yes((rt.get("live_data_freshness") or {}).get("ok")),
         "clock": _clock_text(rt.get("clock") or {}),
+        "session phase": (rt.get("live_data_freshness") or {}).get("phase") or "-",
     })
 
 
@@ -123,6 +124,7 @@ def view_status(c: Console, d: dict) -> None:
     c.print(rows("agents", rt.get("traders") or [], [
         ("trader", "trader_id"), ("decisions", "call_count"), ("in flight", "in_flight"),
         ("last error", "last_error"), ("memory error", "memory_error"), ("llm breaker", "llm_breaker"),
+        ("left out", lambda r: ", ".join(f"{s} ({why})" for s, why in (r.get("excluded_symbols") or {}).items()) or "-"),
     ]))
     c.print(_replay_table(d.get("replay") or {}))
 
@@ -322,15 +324,28 @@ def view_freshness(c: Console, d: dict) -> None:
 
 def view_audit(c: Console, d: dict) -> None:
     c.print(rows("control audit (newest first)", list(reversed(d.get("records") or [])), [
-        ("time", "ts"), ("action", "action"), ("actor", "actor"), ("ip", "ip"), ("target", "target"),
+        ("time", "ts"), ("action", "action"), ("holder", "holder"), ("actor", "actor"), ("ip", "ip"), ("target", "target"),
         ("result", lambda r: Text(str(r.get("result")), style="green" if r.get("result") in ("ok", "dry_run") else "bold red")),
-        ("error", "error"),
+        ("error", lambda r: r.get("error") or (f"{r['count']} calls: {', '.join(r.get('errors') or {})}" if r.get("count") else None)),
     ]))
 
 
 def view_rehearsal(c: Console, d: dict) -> None:
     # The steps and their evidence were printed as they ran; this is the summary for the ticket.
     c.print(rows("rehearsal", d.get("steps") or [], [("step", "step"), ("result", "level"), ("check", "title")]))
+
+
+def view_approval(c: Console, d: dict) -> None:
+    a = d.get("approval") or {}
+    c.print(kv("waiting for a second admin", {k: a.get(k) for k in ("approval_id", "action", "target", "requested_by", "expires_at")}))
+
+
+def view_approvals(c: Console, d: dict) -> None:
+    c.print(rows(f"pending admin requests (two-person rule {'on' if d.get('two_person') else 'off'}, window {d.get('window_s')} s)",
+                 d.get("pending") or [], [
+                     ("id", "approval_id"), ("action", "action"), ("target", "target"), ("requested by", "requested_by"),
+                     ("requested", "requested_at"), ("expires", "expires_at"),
+                 ]))
 
 
 VIEWS: dict[str, Callable[[Console, Any], None]] = {
@@ -340,3 +355,4 @@ VIEWS: dict[str, Callable[[Console, Any], None]] = {
 
 def render(console: Console, view: str | None, data: Any) -> None:
     VIEWS.get(view or "record", view_record)(console, data)
+

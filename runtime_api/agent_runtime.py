@@ -19,13 +19,14 @@ from typing import Any
 
 import anyio
 
-from . import clock, market_gate, portfolio
+from . import clock, market_gate, portfolio, replay_position
 from .decision import LlmBreaker, LlmDecider, run_decision
 from .journal import audit_record
 from .market.file_watch import LiveFileWatcher
 from .recording.llm_log import LlmExchangeLog
 from .market import sanity
 from .market.supplemental import news_titles, normalize_breadth, overview_brief
+from .round_log import outcome_label, round_line
 from .services import Services
 from .session_calendar import market_of_exchange, trading_day_of
 from .storage import CorruptFileError, read_json, write_json_atomic
@@ -81,6 +82,7 @@ class AgentRuntime:
         self._locks: dict[str, asyncio.Lock] = {}
         self._bars_since_cycle = 0
         self._tasks: set[asyncio.Task] = set()
+        self._outcomes: dict[str, str] = {}  # agent -> fill / hold reason, for the round's log line
         self._stopping = False
         self._refresh_lock = asyncio.Lock()
         self.watcher: LiveFileWatcher | None = None
@@ -92,6 +94,24 @@ class AgentRuntime:
         # GIL and starve the event loop (measured: 25-34 stalls >20 ms per 30 s with the default
         # limiter, 0-2 with one thread, same cycle throughput).
         self.worker = anyio.CapacityLimiter(1)
+        self.replay_position_file = replay_position.path_in(s.resolve(s.runtime_state_dir))
+        if self.replay_active:
+            replay_position.restore(self.replay_position_file, svc.replay)
+
+    @property
+    def replay_active(self) -> bool:
+        return self.svc.replay is not None and not self.settings.live_mode
+
+    async def save_replay_position(self) -> bool:
+        """Persist the replay position (see replay_position); False, logged, when the write fails."""
+        if not self.replay_active:
+            return True
+        try:
+            await anyio.to_thread.run_sync(replay_position.save, self.replay_position_file, self.svc.replay, limiter=self.worker)
+        except OSError:
+            log.exception("could not save the replay position")
+            return False
+        return True
 
     # ---- state -------------------------------------------------------------------------
 
@@ -253,8 +273,12 @@ class AgentRuntime:
         agents = [a for a in self.gate.get("active_trader_ids", []) if a not in self.in_flight]
         if not agents:
             return {"ran": False, "reason": "nothing_to_run" if self.in_flight else self.state_reason(), "decisions": []}
+        # Saved before any snapshot of this round, so after a crash the snapshots are never ahead of the replay.
+        if not await self.save_replay_position():
+            return {"ran": False, "reason": "replay_position_unsaved", "decisions": []}
         self.last_cycle_started_ms = wall_ms()
         self.metrics["totalCycles"] += 1
+        replay_at_start = self.svc.replay.status() if self.svc.replay else None
         results: dict[str, dict | None] = {}
 
         async def one(agent_id: str) -> None:
@@ -265,6 +289,8 @@ class AgentRuntime:
                 tg.start_soon(one, agent_id)
         failed = [a for a, r in results.items() if r is None and a in self.agent_errors]
         self.metrics["failedCycles" if failed else "successfulCycles"] += 1
+        labels = {a: self._outcomes.pop(a) for a in agents if a in self._outcomes}
+        log.info("%s", round_line(self.metrics["totalCycles"], labels, failed, replay_at_start))
         self.last_cycle_completed_ms = wall_ms()
         self.bump()
         return {
@@ -306,7 +332,8 @@ class AgentRuntime:
         clock = self.clock_ms()
         replay_status = self.svc.replay.status() if self.svc.replay else None
         trading_day = (replay_status or {}).get("trading_day") or trading_day_of(clock, market)
-        gathered = await anyio.to_thread.run_sync(self._gather, manifest, snapshot, market, clock, trading_day, limiter=self.worker)
+        session = self.svc.replay.session() if self.replay_active else None
+        gathered = await anyio.to_thread.run_sync(self._gather, manifest, snapshot, market, clock, trading_day, session, limiter=self.worker)
         cycle_number = int((snapshot.get("stats") or {}).get("decisions") or 0) + 1
         now_iso = iso_now()
         breaker = self.breaker_for(agent_id) if self.llm else None
@@ -334,23 +361,28 @@ class AgentRuntime:
             new_snapshot = await anyio.to_thread.run_sync(
                 lambda: portfolio.apply_decision(
                     gathered["snapshot"], record=record, fill=outcome.fill, trading_day=trading_day,
-                    replay=replay_block, settings=s, now_iso=now_iso,
+                    replay=replay_block, settings=s, now_iso=now_iso, session=session,
                 ),
                 limiter=self.worker,
             )
             await anyio.to_thread.run_sync(memory.save, agent_id, new_snapshot, limiter=self.worker)
         self.agent_errors.pop(agent_id, None)
+        self._outcomes[agent_id] = outcome_label(record, outcome.audit_fields)
         record["trader_id"] = agent_id
         self.history.setdefault(agent_id, deque(maxlen=HISTORY_LIMIT)).appendleft(record)
         self.bump()
         await self._sinks(agent_id, manifest, market, record, outcome, gathered)
         return record
 
-    def _gather(self, manifest: dict, snapshot: dict, market: str, clock: int, trading_day: str) -> dict:
+    def _gather(self, manifest: dict, snapshot: dict, market: str, clock: int, trading_day: str, session: str | None = None) -> dict:
         """Collect frames, re-mark every holding and assemble the decision inputs (worker thread)."""
         s = self.settings
         svc = self.svc
         pool = list(manifest.get("stock_pool") or []) or svc.market.symbols()
+        if self.replay_active:
+            # A symbol the replay day does not cover is no candidate: its newest bars are another day's.
+            at_cursor = svc.replay.symbols_at_cursor()
+            pool = [symbol for symbol in pool if symbol in at_cursor]
         pool = pool[: s.agent_candidate_symbol_limit]
         candidates: dict[str, dict] = {}
         excluded: dict[str, str] = {}
@@ -385,7 +417,7 @@ class AgentRuntime:
         return {
             "candidates": candidates,
             "snapshot": snapshot,
-            "portfolio": portfolio.portfolio_input(snapshot, trading_day),
+            "portfolio": portfolio.portfolio_input(snapshot, trading_day, session),
             "memory_state": {
                 "replay": snapshot.get("replay"),
                 "stats": snapshot.get("stats"),
@@ -528,6 +560,7 @@ class AgentRuntime:
         self._stopping = True
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout_s)
+        await self.save_replay_position()
 
 
 _SANITY_REASONS = frozenset({sanity.NON_FINITE_PRICE, sanity.PRICE_LIMIT_BREAK})

@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .access.gate import AccessConfigError, build_access
 from .agent_runtime import AgentRuntime
 from .context import AppContext
 from .control import ControlAudit
@@ -18,7 +19,7 @@ from .errors import ApiError
 from .responses import fail
 from .routes import all_routes
 from .routes.rooms import install_viewer_streams
-from .services import build_services
+from .services import BootError, build_services
 from .settings import Settings
 
 log = logging.getLogger("onlytrade.app")
@@ -44,6 +45,10 @@ def build_context(settings: Settings) -> AppContext:
     svc = build_services(settings)
     ctx = AppContext(settings=settings, svc=svc, runtime=AgentRuntime(svc))
     ctx.control_audit = ControlAudit(settings.resolve(settings.runtime_state_dir) / "control-audit.jsonl")
+    try:
+        ctx.access = build_access(settings, limiter=ctx.auth_failures)
+    except AccessConfigError as exc:
+        raise BootError(str(exc)) from None
     install_viewer_streams(ctx)  # ctx.extra["viewer_streams"]; listens to every decision
     ctx.runtime.llm_exchanges.prune()  # LLM_RECORDINGS_RETENTION_DAYS
     if ctx.runtime.paused_reason:
@@ -66,6 +71,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         rescan_task = asyncio.create_task(ctx.runtime.maintain(), name="manifest-rescan")
         watch = settings.live_mode and settings.live_file_watch
         watch_task = asyncio.create_task(ctx.runtime.watch_live_files(), name="live-file-watch") if watch else None
+        audit_task = asyncio.create_task(ctx.control_audit.run_flusher(), name="audit-flush")
         ctx.ready = True
         try:
             yield
@@ -75,10 +81,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await ctx.runtime.drain(SHUTDOWN_DRAIN_S)
             if ctx.runtime.watcher is not None:
                 ctx.runtime.watcher.stop()
-            for task in (loop_task, monitor_task, rescan_task, *([watch_task] if watch_task else [])):
+            for task in (loop_task, monitor_task, rescan_task, audit_task, *([watch_task] if watch_task else [])):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await ctx.control_audit.flush(all_minutes=True)
             if ctx.runtime.llm is not None:
                 await ctx.runtime.llm.aclose()
 

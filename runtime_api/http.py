@@ -6,7 +6,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from .errors import ApiError, bad_request
@@ -23,10 +23,13 @@ async def json_body(request: Request) -> dict:
     if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
         raise ApiError(413, "payload_too_large", f"body exceeds {MAX_BODY_BYTES} bytes")
     raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY_BYTES:
-            raise ApiError(413, "payload_too_large", f"body exceeds {MAX_BODY_BYTES} bytes")
+    try:
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_BODY_BYTES:
+                raise ApiError(413, "payload_too_large", f"body exceeds {MAX_BODY_BYTES} bytes")
+    except ClientDisconnect:  # gone mid-body (or closed by the body timeout): nothing to act on
+        raise ApiError(400, "request_body_incomplete", "the connection closed before the body was complete") from None
     if not raw.strip():
         return {}
     try:

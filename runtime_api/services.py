@@ -12,6 +12,8 @@ from .market import sanity
 from .market.bars import FrameIndex, load_frames
 from .market.daily import DailyHistory
 from .market.live_files import LiveFileFrameProvider, LiveJsonFileProvider, wall_clock_ms
+from .market.live_files import LiveFileFrameProvider, LiveJsonFileProvider
+from .market.names import SymbolNames
 from .market.replay import ReplayEngine
 from .market.service import MarketDataService
 from .market.supplemental import ReplayBreadthSeries
@@ -57,6 +59,7 @@ class Services:
     live: LiveProviders
     replay_breadth: ReplayBreadthSeries | None
     boot_ms: int
+    names: SymbolNames | None = None
 
 
 def _live_providers(settings: Settings) -> LiveProviders:
@@ -161,4 +164,11 @@ def build_services(settings: Settings) -> Services:
         live=live,
         replay_breadth=replay_breadth,
         boot_ms=now_ms(),
+        names=_symbol_names(settings),
     )
+
+
+def _symbol_names(settings: Settings) -> SymbolNames:
+    """The live names file in live_file mode (never the replay pack's), else the pack's table."""
+    p = settings.resolve(settings.live_symbol_names_path_cn if settings.live_mode else settings.replay_symbol_names_path)
+    return SymbolNames(p, now_ms=now_ms, display_path=display_path(settings, p))

@@ -92,6 +92,17 @@ def path(name: str, raw: str) -> str:
     return raw
 
 
+def proxy_list(name: str, raw: str) -> str:
+    """Trusted proxies as uvicorn's FORWARDED_ALLOW_IPS: addresses or CIDR networks, comma-separated, or *."""
+    from .access.client_address import TrustedProxies
+
+    try:
+        TrustedProxies(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc}") from None
+    return raw.strip()
+
+
 def setting(env: str, default: Any, parse: Callable[[str, str], Any], help: str, *, secret: bool = False) -> Any:
     meta = {"env": env, "parse": parse, "help": help, "secret": secret, "default": default}
     return field(default=default, metadata=meta)
@@ -117,7 +128,7 @@ class Settings:
     backups_dir: str = setting("BACKUPS_DIR", "data/backups", path, "Snapshot backups taken before resets")
     replay_frames_path: str = setting("REPLAY_FRAMES_PATH", "data/replay/cn-a", path, "Replay 1m frames: a day-folder tree, a .jsonl or a market.frames.v1 .json")
     replay_breadth_path: str = setting("REPLAY_BREADTH_PATH", "", path, "Replay breadth series (default: market_breadth.1m.json files under the replay path)")
-    market_daily_history_days: int = setting("MARKET_DAILY_HISTORY_DAYS", 90, integer(20, 365), "Daily history window (selects frames.1d.<N>.json)")
+    market_daily_history_days: int = setting("MARKET_DAILY_HISTORY_DAYS", 111, integer(20, 365), "Daily history window (selects frames.1d.<N>.json)")
     market_daily_history_path: str = setting("MARKET_DAILY_HISTORY_PATH", "", path, "Daily history file (default: data/replay/cn-a/history/frames.1d.<N>.json)")
     seed_agents: str = setting("ONLYTRADE_SEED_AGENTS", "", text, "Agents to register and start when no registry file exists yet: comma list or 'all'")
 
@@ -219,6 +230,21 @@ class Settings:
 
     # ---- issue 8: live daily history and per-symbol market-data sanity
     live_daily_path_cn: str = setting("LIVE_DAILY_PATH_CN", "data/live/onlytrade/frames.1d.json", path, "CN live daily bars (written by data_jobs.daily_history); live_file mode reads daily history only from here")
+    # ---- issue 10: access (named tokens and roles, two-person rule, proxies, connection limits)
+    control_tokens_file: str = setting("CONTROL_TOKENS_FILE", "", path, "Named control tokens: name:role:sha256 lines; roles viewer, auditor, operator, admin")
+    control_two_person: bool = setting("CONTROL_TWO_PERSON", False, boolean, "Admin actions (kill switch off, resets) need one admin's request and another's approval")
+    control_two_person_window_s: int = setting("CONTROL_TWO_PERSON_WINDOW_S", 900, integer(30, 86400), "How long a two-person request waits for its approval (s)")
+    forwarded_allow_ips: str = setting("FORWARDED_ALLOW_IPS", "", proxy_list, "Trusted proxies (addresses, CIDRs or *) whose X-Forwarded-For names the client; empty: the peer is the client")
+    http_header_timeout_s: float = setting("HTTP_HEADER_TIMEOUT_S", 10.0, decimal(1, 300), "A connection that has not sent a complete request head in this time is closed (s)")
+    http_body_timeout_s: float = setting("HTTP_BODY_TIMEOUT_S", 30.0, decimal(1, 600), "A request body not complete in this time is refused and its connection closed (s)")
+    http_send_timeout_s: float = setting("HTTP_SEND_TIMEOUT_S", 20.0, decimal(1, 600), "A connection whose unsent bytes stay above the bound this long is dropped (s)")
+    http_send_buffer_bytes: int = setting("HTTP_SEND_BUFFER_BYTES", 65536, integer(4096, 16777216), "Unsent-bytes bound per connection (kernel send buffer and write buffer)")
+    http_max_connections: int = setting("HTTP_MAX_CONNECTIONS", 0, integer(0), "Open-connection cap (0: the descriptor limit minus the reserve)")
+    descriptor_reserve: int = setting("DESCRIPTOR_RESERVE", 0, integer(0), "Descriptors kept for state files, logs and outgoing calls (0: max(64, 10% of the limit))")
+    # ---- issue 8b: replay show (symbol names, position review)
+    live_symbol_names_path_cn: str = setting("LIVE_SYMBOL_NAMES_PATH_CN", "data/live/onlytrade/symbol_names.cn-a.json", path, "CN short names JSON (data_jobs.symbol_names), used in live_file mode")
+    agent_position_review_enabled: bool = setting("AGENT_POSITION_REVIEW_ENABLED", True, boolean, "Every second cycle focuses on a holding sellable today (false: the Node round-robin only)")
+    replay_symbol_names_path: str = setting("REPLAY_SYMBOL_NAMES_PATH", "data/replay/cn-a/symbol_names.json", path, "Short names of the replay pack's symbols, used in replay mode")
 
     # ---- issue 12: one clock, show-day recording, live-file watching
     onlytrade_clock: str = setting("ONLYTRADE_CLOCK", "", instant, "Simulated clock start for a rehearsal (ISO-8601, naive = Shanghai); empty = the wall clock")
@@ -302,7 +328,7 @@ class Settings:
 
     @property
     def control_token_configured(self) -> bool:
-        return bool(self.control_api_token)
+        return bool(self.control_api_token or self.control_tokens_file)
 
 
 def is_loopback(host: str) -> bool:

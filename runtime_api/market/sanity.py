@@ -58,10 +58,13 @@ def within_limit(price: float, prev_close: float, limit_pct: float) -> bool:
     return prev_close * (1 - limit_pct) - _TICK - 1e-9 <= price <= prev_close * (1 + limit_pct) + _TICK + 1e-9
 
 
+_OHLC = ("open", "high", "low", "close")
+
+
 def bar_problem(bar: dict, prev_close: float | None, limit_pct: float) -> str | None:
     """NON_FINITE_PRICE when an OHLC price is not a finite positive number, PRICE_LIMIT_BREAK when
     one lies outside the daily limit against `prev_close` (skipped without a reference), else None."""
-    prices = [(bar.get("bar") or {}).get(k) for k in ("open", "high", "low", "close")]
+    prices = [(bar.get("bar") or {}).get(k) for k in _OHLC]
     if not all(usable_price(p) for p in prices):
         return NON_FINITE_PRICE
     if prev_close is not None and usable_price(prev_close):
@@ -85,18 +88,27 @@ def previous_close(daily: Sequence[dict], day: str) -> float | None:
 
 def intraday_problem(symbol: str, bars: Sequence[dict], daily: Sequence[dict], name: str | None = None) -> str | None:
     """The first problem among the newest trading day's 1m bars, each against the previous day's
-    close from the daily history (a day with no daily reference is checked for finite prices only)."""
+    close from the daily history (a day with no daily reference is checked for finite prices only).
+
+    Runs for every pool symbol on every cycle, so the day's bounds are computed once and each price
+    is compared directly (a NaN fails every comparison, an infinity the bounds)."""
     if not bars:
         return None
     day = trading_day(bars[-1])
-    limit = price_limit_pct(symbol, name)
     reference = previous_close(daily, day) if day else None
+    if reference is None:
+        lo, hi = 0.0, MAX_PLAUSIBLE_PRICE
+    else:
+        limit = price_limit_pct(symbol, name)
+        lo, hi = reference * (1 - limit) - _TICK - 1e-9, reference * (1 + limit) + _TICK + 1e-9
     for frame in reversed(bars):
         if trading_day(frame) != day:
             break
-        problem = bar_problem(frame, reference, limit)
-        if problem:
-            return problem
+        ohlc = frame.get("bar") or {}
+        for key in _OHLC:
+            price = ohlc.get(key)
+            if type(price) not in (int, float) or not (lo <= price <= hi):
+                return bar_problem(frame, reference, price_limit_pct(symbol, name))  # name the problem
     return None
 
 
@@ -104,8 +116,11 @@ def daily_problem(symbol: str, daily: Sequence[dict], name: str | None = None) -
     """Every daily bar must have finite positive prices; the newest must be within the limit of the
     one before (older gaps may be ex-rights days of an unadjusted series and are not judged)."""
     for frame in daily:
-        if bar_problem(frame, None, 0.0):
-            return NON_FINITE_PRICE
+        ohlc = frame.get("bar") or {}
+        for key in _OHLC:
+            price = ohlc.get(key)
+            if type(price) not in (int, float) or not (0 < price < MAX_PLAUSIBLE_PRICE):
+                return NON_FINITE_PRICE
     if len(daily) >= 2:
         prev_close = (daily[-2].get("bar") or {}).get("close")
         return bar_problem(daily[-1], prev_close, price_limit_pct(symbol, name))

@@ -272,7 +272,10 @@ class MarketDataService:
                 window = self.settings.live_file_stale_ms
                 if session_freshness.intraday_age_ms(latest, now, window) > window:
                     intraday_reason = "symbol_stale"
-            if cn and daily_reason is None:
+            daily_error = self.daily.last_error if self.daily is not None else "daily_file_missing"
+            if cn and daily_error:
+                daily_reason = f"daily_file_error:{daily_error}"  # the job's file is refused: its bars are not used
+            elif cn and daily_reason is None:
                 if not daily:
                     daily_reason = "daily_missing"
                 elif len(daily) < self.settings.data_readiness_min_daily_frames:

@@ -38,6 +38,7 @@ async def post_factory_reset(call: ControlCall) -> Response:
         replay.pause()
         replay.set_cursor(cursor)
         runtime.note_replay_step()
+        await runtime.save_replay_position()  # a restart after the reset starts at the rewound cursor too
     backup = await resets.backup(ctx, ids)
     snapshots = await resets.reset_agents(ctx, ids, memory=True, positions=False, stats=False)
     runtime.reset_history(None)
@@ -70,6 +71,6 @@ async def post_reset_agent(call: ControlCall) -> Response:
 
 
 routes = [
-    control_route("/api/dev/factory-reset", post_factory_reset, action="dev.factory_reset"),
-    control_route("/api/dev/reset-agent", post_reset_agent, action="dev.reset_agent"),
+    control_route("/api/dev/factory-reset", post_factory_reset, action="dev.factory_reset", role="admin"),
+    control_route("/api/dev/reset-agent", post_reset_agent, action="dev.reset_agent", role="admin"),
 ]

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import clock
+from ..access.connections import open_descriptors
 from ..control import read_route
 from ..responses import JSONResponse
 
@@ -27,7 +28,18 @@ def health_body(ctx) -> dict:
         "last_cycle_completed_ms": runtime.last_cycle_completed_ms,
         "in_flight": bool(runtime.in_flight),
         "clock": clock.status(),
+        "connections": connection_stats(ctx),
     }
+
+
+def connection_stats(ctx) -> dict | None:
+    """Open connections against the cap, descriptors against the limit, and what the guard closed."""
+    guard = ctx.extra.get("connections")
+    if guard is None:
+        return None  # served in-process (tests): no guarded server
+    budget = ctx.extra["descriptor_budget"]
+    return {**guard.stats(), "descriptors_open": open_descriptors(), "descriptors_limit": budget.limit,
+            "descriptor_reserve": budget.reserve}
 
 
 async def get_health(request: Request) -> Response:

@@ -82,6 +82,7 @@ async def post_replay_control(call: ControlCall) -> Response:
         replay.set_loop(body["loop"])
     else:
         raise bad_request("invalid_action", "action must be pause, resume, step, set_speed, set_cursor or set_loop")
+    await ctx.runtime.save_replay_position()  # cursor and pause survive a restart
     ctx.runtime.bump()
     data = {"action": action, "state": replay_status(ctx)}
     if cycle is not None:

@@ -222,7 +222,8 @@ routes = [
     control_route("/api/agent/runtime/control", post_runtime_control,
                   action=lambda b: f"agent.runtime.control.{str(b.get('action') or '').strip().lower() or 'none'}"),
     control_route("/api/agent/runtime/kill-switch", post_kill_switch,
-                  action=lambda b: f"agent.runtime.kill_switch.{str(b.get('action') or '').strip().lower() or 'none'}"),
+                  action=lambda b: f"agent.runtime.kill_switch.{str(b.get('action') or '').strip().lower() or 'none'}",
+                  role=lambda b: "admin" if str(b.get("action") or "").strip().lower() == "deactivate" else "operator"),
     read_route("/api/agent/memory", get_agent_memory),
     read_route("/api/agent/market-context", get_market_context),
 ]

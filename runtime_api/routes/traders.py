@@ -272,7 +272,10 @@ async def get_symbols(request: Request) -> Response:
             symbols.extend(s for s in rec.get("stock_pool") or [] if s not in symbols)
     if not symbols:
         symbols = ctx.svc.market.symbols()
-    return JSONResponse({"symbols": [{"symbol": s, "name": s, "category": "stock"} for s in symbols]})
+    names = ctx.svc.names
+    return JSONResponse({"symbols": [
+        {"symbol": s, "name": names.name_of(s) if names is not None else s, "category": "stock"} for s in symbols
+    ]})
 
 
 async def close_position(call: ControlCall) -> Response:

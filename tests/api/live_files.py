@@ -38,7 +38,7 @@ def trading_days_until(last: str, count: int) -> list[str]:
 
 
 def daily_frames(root: Path, symbols: tuple[str, ...], last_day: str) -> list[dict]:
-    source = [f for f in load_frames(root / "data/replay/cn-a/history/frames.1d.90.json") if f["instrument"]["symbol"] in symbols]
+    source = [f for f in load_frames(root / "data/replay/cn-a/history/frames.1d.111.json") if f["instrument"]["symbol"] in symbols]
     out = []
     for symbol in symbols:
         bars = [_copy(f) for f in source if f["instrument"]["symbol"] == symbol]

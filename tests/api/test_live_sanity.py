@@ -71,7 +71,7 @@ async def test_clean_data_every_pool_symbol_is_usable_and_the_cycle_is_ready(roo
 
 
 async def test_a_price_limit_break_leaves_the_symbol_out_and_never_marks(root, market):
-    # 002050.SZ closed 2026-02-12 near 25; a 10:30 print of +50 % breaks its ±10 % main-board limit.
+    # 002050.SZ closed 2026-02-12 at 52.67; a 10:30 print of +50 % breaks its ±10 % main-board limit.
     edit_minute_bars(market, "002050", lambda df: df.assign(收盘=df["收盘"].where(df.index < len(df) - 1, df["收盘"] * 1.5)))
     run_jobs(root, market)
     summary, seen, runtime, preflight = await one_cycle(root)
@@ -155,3 +155,50 @@ async def test_a_frames_payload_without_frames_is_an_error(root, market):
     edit_frames_file(root, lambda p: p.pop("frames"))
     with pytest.raises(Exception, match="live_frames_path_cn_unreadable"):
         await open_api(make_settings(root, **LIVE))  # the runtime refuses to boot on it, as on any unreadable file
+
+
+async def test_a_daily_file_not_labelled_real_is_refused_and_every_symbol_holds(root, market):
+    run_jobs(root, market)
+    path = root / "data/live/onlytrade/frames.1d.json"
+    path.write_bytes(path.read_bytes().replace(b'"mode":"real"', b'"mode":"mock"'))
+    summary, seen, runtime, preflight = await one_cycle(root)
+    decision = decision_of(summary)
+    assert decision["action"] == "hold" and "no_usable_symbol" in decision["reasoning"]
+    assert set(runtime["trader"]["excluded_symbols"].values()) == {"daily_file_error:mode_not_real"}
+    assert preflight["checks"]["daily_history"]["level"] == "FAIL"
+    assert preflight["checks"]["daily_history"]["reason"] == "mode_not_real"
+    assert preflight["checks"]["pool_symbols"]["level"] == "FAIL"
+
+
+async def test_the_daily_file_is_picked_up_when_the_job_writes_it_without_a_restart(root, market, monkeypatch):
+    from data_jobs import daily_history
+    from data_jobs.vendor import RecordedVendor
+    from runtime_api.settings import Settings
+
+    from .live_market import PRE_OPEN_RUN, SESSION_NOW
+
+    run_jobs(root, market)
+    daily_path = root / "data/live/onlytrade/frames.1d.json"
+    daily_path.unlink()  # a fresh host: the daily job has not run yet
+    handle, lifespan = await open_api(make_settings(root, **LIVE))
+    try:
+        data_of(await handle.control("/api/agents/t_001/register"))
+        data_of(await handle.control("/api/agents/t_001/start"))
+        before = data_of(await handle.get("/api/ops/live-preflight"))
+        assert before["checks"]["daily_history"]["reason"] == "file_not_found"
+        assert set(before["checks"]["pool_symbols"]["agents"]["t_001"]["unusable"].values()) == {"daily_file_error:file_not_found"}
+        held = decision_of(await handle.ctx.runtime.run_cycle())
+        assert held["action"] == "hold" and "no_usable_symbol" in held["reasoning"]
+
+        settings = Settings.from_env({"ONLYTRADE_ROOT": str(root)}, env_files=False)
+        assert daily_history.run(settings, now_ms=PRE_OPEN_RUN, vendor=RecordedVendor(market)).status == "ok"
+        move_clock(monkeypatch, SESSION_NOW + 60_000)  # the file is re-checked at most once a second
+        after = data_of(await handle.get("/api/ops/live-preflight"))
+        assert after["checks"]["daily_history"]["level"] == "PASS" and after["checks"]["pool_symbols"]["level"] == "PASS"
+        ready = decision_of(await handle.ctx.runtime.run_cycle())
+        assert "no_usable_symbol" not in ready["reasoning"]
+        status = data_of(await handle.get("/api/agent/runtime/status"))
+        assert [t["excluded_symbols"] for t in status["traders"] if t["trader_id"] == "t_001"] == [{}]
+    finally:
+        await handle.client.aclose()
+        await lifespan.__aexit__(None, None, None)

@@ -30,6 +30,7 @@ JOBS = {
     "breadth": ("breadth", True, "minute"),
     "news": ("news_digest", False, "15min"),
     "daily": ("daily_history", False, "open_and_close"),
+    "names": ("symbol_names", False, "before_open"),
 }
 
 
@@ -111,6 +112,8 @@ def test_job_timers_fire_on_the_documented_cadence(job):
     elif cadence == "minute":
         assert calendar == "Mon..Fri *-*-* 09..15:*:05 Asia/Shanghai"
         assert one(timer, "Timer", "AccuracySec") == "1s"  # the default (1 min) would smear the cadence
+    elif cadence == "before_open":
+        assert calendar == "Mon..Fri *-*-* 08:50:00 Asia/Shanghai"
     else:
         assert calendar == "*-*-* *:00/15:30"
     assert one(timer, "Install", "WantedBy") == "timers.target"
