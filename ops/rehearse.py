@@ -412,9 +412,10 @@ def step3(op: Operator, ev: list[str], sup: Supervisor) -> None:
     expect(all(c == 401 for c in codes.values()), ev, "no token: " + ", ".join(f"{p} {c}" for p, c in codes.items()))
     audit = op.ops("--json", "audit", "8")
     records = ((audit.json() or {}).get("records") or []) if isinstance(audit.json(), dict) else []
-    unauthorized = [r for r in records if r.get("result") == "unauthorized"]
-    expect(audit.code == 0 and len(unauthorized) >= len(CONTROL_PATHS), ev,
-           f"audit 8 exit {audit.code}: {len(unauthorized)} unauthorized calls recorded")
+    # one line per call, or (since the access hardening) one `control.rejected` line with a count
+    unauthorized = sum(int(r.get("count") or 1) for r in records if r.get("result") == "unauthorized")
+    expect(audit.code == 0 and unauthorized >= len(CONTROL_PATHS), ev,
+           f"audit 8 exit {audit.code}: {unauthorized} unauthorized calls recorded")
     status = op.ops("--json", "status")
     runtime = ((status.json() or {}).get("runtime") or {})
     expect(status.code == 0 and runtime.get("paused_reason") in (None, "market_gate"), ev,
