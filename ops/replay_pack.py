@@ -8,7 +8,7 @@ The pack has the shipped pack's layout, so `REPLAY_FRAMES_PATH=<dir>` replays it
     <dir>/<day>/meta.json                       counts and provenance (archive file digest, closed or not)
     <dir>/history/frames.1d.<N>.json            every day's cut in one file (MARKET_DAILY_HISTORY_PATH); the
                                                 replay reads it only up to its clock, so no day sees its own bar
-    <dir>/names.json, <dir>/meta.json           symbol names; the pack's own provenance
+    <dir>/symbol_names.json, <dir>/meta.json    names (REPLAY_SYMBOL_NAMES_PATH); the pack's own provenance
 
 The pack is built in a temporary folder beside `--out` and renamed into place, so a failed build
 leaves nothing half-written; an existing `--out` is refused.
@@ -123,7 +123,8 @@ def build(settings: Settings, days_spec: str, out: Path, *, market: str = "CN-A"
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     summary["out"] = str(out)
-    notes.append(f"replay it: REPLAY_FRAMES_PATH={out} MARKET_DAILY_HISTORY_PATH={out}/{summary['daily_history_file']}")
+    notes.append(f"replay it: REPLAY_FRAMES_PATH={out} MARKET_DAILY_HISTORY_PATH={out}/{summary['daily_history_file']} "
+                 f"REPLAY_SYMBOL_NAMES_PATH={out}/symbol_names.json")
     return Outcome(summary, EXIT_OK, view="record", notes=notes)
 
 
@@ -185,8 +186,11 @@ def _build_into(tmp: Path, root: Path, market: str, days: list[str], fmt: str, s
     merged_history = sorted(history.values(), key=lambda f: (f["window"]["start_ts_ms"], f["instrument"]["symbol"]))
     history_name = f"frames.1d.{settings.market_daily_history_days}.json"
     storage.write_json_atomic(tmp / "history" / history_name, _frames_payload(merged_history, "archive"), pretty=False, locked=False)
+    if not names:  # no breadth job archived the names: the live names file, if the host has one
+        live = storage.read_json(settings.resolve(settings.live_symbol_names_path_cn)) or {}
+        names = live.get("names") if isinstance(live.get("names"), dict) else {}
     pack_names = {s: names[s] for s in sorted(pack_symbols) if s in names}
-    storage.write_json_atomic(tmp / "names.json", {"schema_version": "onlytrade.symbol_names.v1", "names": pack_names}, locked=False)
+    storage.write_json_atomic(tmp / "symbol_names.json", {"schema_version": "market.symbol_names.v1", "names": pack_names}, locked=False)
     summary = {
         "schema_version": PACK_SCHEMA,
         "market": market,

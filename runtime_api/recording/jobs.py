@@ -55,6 +55,6 @@ def archive_breadth(settings: Any, market: str, breadth: dict[str, Any], names: 
     storage.append_jsonl(folder / "market_breadth.1m.jsonl", point)
     names_file = folder / "names.json"
     if names and not names_file.exists():
-        storage.write_json_atomic(names_file, {"schema_version": "onlytrade.symbol_names.v1", "provider": provider,
+        storage.write_json_atomic(names_file, {"schema_version": "market.symbol_names.v1", "provider": provider,
                                                "as_of_ts_ms": now_ms, "names": names}, locked=False)
     return {"archive_breadth_day": day}

@@ -78,7 +78,7 @@ async def test_archive_to_pack_to_replay_round_trip(root):
     meta = orjson.loads((day13 / "meta.json").read_bytes())
     assert meta["provenance"]["archive_closed"] is True and len(meta["provenance"]["archive_sha256"]) == 64
     assert meta["daily_history"]["last_trading_day"] == "2026-02-12" and meta["breadth"]["source"] == "breadth_job"
-    names = orjson.loads((root / "packs" / "show-jsonl" / "names.json").read_bytes())["names"]
+    names = orjson.loads((root / "packs" / "show-jsonl" / "symbol_names.json").read_bytes())["names"]
     assert names.get("600519.SH") == "贵州茅台"
     again = subprocess.run([OPS, "replay-pack", "build", "--from-archive", "all", "--out", str(root / "packs" / "show-jsonl")],
                            env={"PATH": "/usr/bin:/bin", "ONLYTRADE_ROOT": str(root)}, cwd=root, capture_output=True, text=True, timeout=60)
@@ -89,10 +89,12 @@ async def test_archive_to_pack_to_replay_round_trip(root):
 
     handle, lifespan = await open_api(make_settings(
         root, REPLAY_FRAMES_PATH="packs/show-parquet", MARKET_DAILY_HISTORY_PATH=f"packs/show-parquet/{pack['daily_history_file']}",
-        ONLYTRADE_SEED_AGENTS="t_001", REPLAY_WARMUP_BARS="300"))
+        ONLYTRADE_SEED_AGENTS="t_001", REPLAY_WARMUP_BARS="300", REPLAY_SYMBOL_NAMES_PATH="packs/show-parquet/symbol_names.json"))
     try:
         status = data_of(await handle.get("/api/replay/runtime/status"))
         assert status["day_count"] == 2 and status["trading_day"] == "2026-02-13"
+        symbols = (await handle.get("/api/symbols")).json()
+        assert "贵州茅台" in str(symbols)  # the pack's names are the names viewers see
         step = data_of(await handle.control("/api/replay/runtime/control", {"action": "step", "bars": 1}))
         assert [d["trader_id"] for d in step["cycle"]["decisions"]] == ["t_001"]
         audit = data_of(await handle.get("/api/agents/t_001/decision-audit/latest?limit=1"))["records"][0]
