@@ -6,13 +6,13 @@ when nothing FAILs. It reads state and probes the LLM; it never writes anything.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import anyio
 import httpx
 
 from .state_health import state_writes_view
+from . import clock
 
 
 LLM_PROBE_TIMEOUT_S = 3.0
@@ -36,6 +36,12 @@ async def probe_llm(settings) -> tuple[bool, str | None]:
     if resp.status_code >= 400:
         return False, f"llm_http_{resp.status_code}"
     return True, None
+
+
+def clock_check() -> dict:
+    """WARN whenever the clock is simulated: a rehearsal, never a show."""
+    state = clock.status()
+    return {**check(not state["simulated"], "simulated_clock: ONLYTRADE_CLOCK is set (rehearsal)", warn=True), "state": state}
 
 
 def pool_symbols(ctx, running: list[str]) -> dict:
@@ -89,7 +95,7 @@ def state_writes_check(writes: dict) -> dict:
 async def live_preflight(ctx) -> dict:
     s = ctx.settings
     svc = ctx.svc
-    now_ms = int(time.time() * 1000)
+    now_ms = clock.now_ms()
     fresh = await anyio.to_thread.run_sync(ctx.freshness_report)
     rows = {r["label"]: r for r in fresh["checks"]}
     frames = rows.get("cn_a_frames") or {}
@@ -146,5 +152,6 @@ async def live_preflight(ctx) -> dict:
         "state_writes": state_writes_check(state_writes_view(svc.memory, svc.kill_switch, ctx.runtime)),
         "control_token": check(s.control_token_configured, "control_token_not_configured"),
         "llm": llm,
+        "clock": clock_check(),
     }
     return {"ok": all(c["ok"] for c in checks.values()), "ts_ms": now_ms, "phase": fresh.get("phase"), "checks": checks}
