@@ -52,7 +52,8 @@ def pool_symbols(ctx, running: list[str]) -> dict:
     market = ctx.svc.market
     agents: dict[str, dict] = {}
     for agent_id in running:
-        pool = list((ctx.svc.registry.get(agent_id) or {}).get("stock_pool") or [])
+        # An agent without a pool decides over every symbol the market serves (AgentRuntime._gather).
+        pool = list((ctx.svc.registry.get(agent_id) or {}).get("stock_pool") or []) or list(market.symbols())
         rows = [market.symbol_health(symbol) for symbol in pool]
         unusable = {r["symbol"]: r["reason"] for r in rows if not r["usable"]}
         agents[agent_id] = {
