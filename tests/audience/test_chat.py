@@ -108,7 +108,9 @@ async def test_the_public_id_cannot_read_dms_post_or_bet(root):
 
         mine = data_of(await api.get(f"/api/chat/rooms/{AGENT}/private", params={"user_session_id": me["user_session_id"]}))
         assert [m["sender_type"] for m in mine["messages"]] == ["user", "agent"]
-        for forged in (public_id, "usr_sess_" + "0" * 48, me["user_session_id"][:-1] + "0"):
+        credential = me["user_session_id"]
+        tampered = credential[:-1] + ("1" if credential[-1] == "0" else "0")  # one changed MAC digit
+        for forged in (public_id, "usr_sess_" + "0" * 48, tampered):
             assert_error(await api.get(f"/api/chat/rooms/{AGENT}/private", params={"user_session_id": forged}), 403,
                          "unverified_user_session")
             assert_error(await post(api, forged, "as alice"), 403, "unverified_user_session")

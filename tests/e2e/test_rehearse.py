@@ -40,7 +40,7 @@ def test_rehearsal_passes_all_seven_steps():
 @pytest.mark.parametrize(("breakage", "step", "named"), [
     ("stale-job", 1, "freshness (cn_a_frames_stale)"),
     ("missing-token", 1, "control_token (control_token_not_configured)"),
-    ("kill-switch", 1, "kill_switch (sources: file)"),
+    ("kill-switch", 1, "kill_switch (kill_switch_active: file"),
 ])
 def test_rehearsal_fails_naming_the_broken_step(breakage, step, named):
     code, report, progress = rehearse("--break", breakage, timeout=170)
