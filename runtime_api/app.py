@@ -8,6 +8,7 @@ import logging
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -15,6 +16,9 @@ from .agent_runtime import AgentRuntime
 from .context import AppContext
 from .control import ControlAudit
 from .errors import ApiError
+from .cache_policies import RUNTIME_POLICIES
+from .http_cache import HttpCache
+from .read_caches import schedule_of
 from .responses import fail
 from .routes import all_routes
 from .routes.rooms import install_viewer_streams
@@ -63,6 +67,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         loop_task = asyncio.create_task(ctx.runtime.run_forever(), name="agent-runtime")
         monitor_task = asyncio.create_task(ctx.loop_monitor.run(), name="loop-monitor")
         rescan_task = asyncio.create_task(ctx.runtime.maintain(), name="manifest-rescan")
+        freshness_task = asyncio.create_task(schedule_of(ctx).run(), name="freshness-schedule")
         ctx.ready = True
         try:
             yield
@@ -70,7 +75,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ctx.ready = False
             await ctx.extra["viewer_streams"].close()
             await ctx.runtime.drain(SHUTDOWN_DRAIN_S)
-            for task in (loop_task, monitor_task, rescan_task):
+            for task in (loop_task, monitor_task, rescan_task, freshness_task):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -81,6 +86,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=all_routes(),
         exception_handlers={ApiError: on_api_error, HTTPException: on_http_error, Exception: on_unexpected},
         lifespan=lifespan,
+        middleware=[Middleware(HttpCache, policies=RUNTIME_POLICIES, boot_tag=str(ctx.svc.boot_ms))],
     )
     app.state.ctx = ctx
     return app

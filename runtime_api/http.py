@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Hashable
 from typing import Any
 
+import anyio
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -46,7 +48,10 @@ def truthy(value: Any) -> bool:
 
 
 def query_int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.query_params.get(name)
+    return query_int_of(request.query_params.get(name), default, lo, hi)
+
+
+def query_int_of(raw: str | None, default: int, lo: int, hi: int) -> int:
     if raw is None or raw.strip() == "":
         return default
     try:
@@ -65,6 +70,7 @@ class ResponseCache:
 
     def __init__(self, max_entries: int = 2048):
         self._entries: dict[Hashable, tuple[Hashable, bytes]] = {}
+        self._flights: dict[tuple[Hashable, Hashable], asyncio.Future[bytes]] = {}
         self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
@@ -81,3 +87,34 @@ class ResponseCache:
             self._entries.clear()
         self._entries[key] = (version, body)
         return JSONResponse(body)
+
+    async def get_async(self, key: Hashable, version: Hashable, build: Callable[[], bytes]) -> bytes:
+        """The body (already encoded, envelope included) built by `build` in a worker thread at
+        most once per (key, version): concurrent misses wait for the same build."""
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] == version:
+            self.hits += 1
+            return entry[1]
+        flight = self._flights.get((key, version))
+        if flight is not None:
+            self.hits += 1
+            return await asyncio.shield(flight)
+        self.misses += 1
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._flights[(key, version)] = future
+        try:
+            body = await anyio.to_thread.run_sync(build)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: the joiners (if any) re-raise it
+            raise
+        finally:
+            self._flights.pop((key, version), None)
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key] = (version, body)
+        future.set_result(body)
+        return body

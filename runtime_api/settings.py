@@ -206,6 +206,15 @@ class Settings:
     room_events_buffer_size: int = setting("ROOM_EVENTS_BUFFER_SIZE", 200, integer(10, 2000), "SSE replay buffer size")
     room_events_buffer_ttl_ms: int = setting("ROOM_EVENTS_BUFFER_TTL_MS", 60000, integer(2000), "SSE replay buffer TTL after the last viewer")
 
+    # ---- issue 13: HTTP caching, viewer bus, edges
+    http_cache_status_max_age_s: int = setting("HTTP_CACHE_STATUS_MAX_AGE_S", 1, integer(0, 60), "Cache-Control max-age of fast-changing public reads (status, packets, account, frames)")
+    http_cache_list_max_age_s: int = setting("HTTP_CACHE_LIST_MAX_AGE_S", 5, integer(0, 300), "Cache-Control max-age of public lists (traders, competition, symbols, histories)")
+    http_cache_asset_max_age_s: int = setting("HTTP_CACHE_ASSET_MAX_AGE_S", 3600, integer(0, 86400), "Cache-Control max-age of avatar images (their URLs carry ?v=<boot>)")
+    freshness_refresh_ms: int = setting("FRESHNESS_REFRESH_MS", 2000, integer(250, 60000), "How often the live-file freshness report behind runtime status is recomputed")
+    viewer_bus_url: str = setting("VIEWER_BUS_URL", "", text, "redis://host:port/db: publish every room event to Redis streams for onlytrade-edge (empty: no bus)", secret=True)
+    viewer_bus_stream_maxlen: int = setting("VIEWER_BUS_STREAM_MAXLEN", 1000, integer(50, 100000), "Approximate MAXLEN of each room's Redis stream (the resume history)")
+    edge_reconnect_ms: int = setting("EDGE_RECONNECT_MS", 1000, integer(100, 60000), "onlytrade-edge: pause between attempts to reach a lost viewer bus")
+
     # ---- derived -------------------------------------------------------------------------
 
     @classmethod

@@ -87,9 +87,9 @@ def runtime_status(ctx, freshness: dict) -> dict:
 
 async def get_runtime_status(request: Request) -> Response:
     """The decision loop's state, metrics, gate, kill switch, LLM health and per-agent errors."""
-    ctx = request.app.state.ctx
-    freshness = await anyio.to_thread.run_sync(live_freshness, ctx)
-    return ok(runtime_status(ctx, freshness))
+    from ..read_caches import runtime_status_response
+
+    return await runtime_status_response(request.app.state.ctx)
 
 
 def _number(body: dict, key: str, code: str) -> float:
