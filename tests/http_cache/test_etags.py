@@ -7,7 +7,7 @@ import pytest
 from starlette.routing import Route
 
 from runtime_api.cache_policies import RUNTIME_POLICIES
-from tests.api.conftest import TOKEN, data_of
+from api.conftest import TOKEN, data_of
 
 pytestmark = pytest.mark.anyio
 
