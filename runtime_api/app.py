@@ -68,6 +68,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         monitor_task = asyncio.create_task(ctx.loop_monitor.run(), name="loop-monitor")
         rescan_task = asyncio.create_task(ctx.runtime.maintain(), name="manifest-rescan")
         freshness_task = asyncio.create_task(schedule_of(ctx).run(), name="freshness-schedule")
+        bus = ctx.extra.get("viewer_bus")
+        bus_task = asyncio.create_task(bus.run(), name="viewer-bus") if bus else None
         ctx.ready = True
         try:
             yield
@@ -75,10 +77,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ctx.ready = False
             await ctx.extra["viewer_streams"].close()
             await ctx.runtime.drain(SHUTDOWN_DRAIN_S)
-            for task in (loop_task, monitor_task, rescan_task, freshness_task):
+            for task in (loop_task, monitor_task, rescan_task, freshness_task, bus_task):
+                if task is None:
+                    continue
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if bus:
+                await bus.close()
             if ctx.runtime.llm is not None:
                 await ctx.runtime.llm.aclose()
 
@@ -89,4 +95,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware=[Middleware(HttpCache, policies=RUNTIME_POLICIES, boot_tag=str(ctx.svc.boot_ms))],
     )
     app.state.ctx = ctx
+    if settings.viewer_bus_url:  # VIEWER_BUS_URL: publish what viewers see for onlytrade-edge
+        from .viewer_bus.publisher import BusPublisher
+
+        ctx.extra["viewer_bus"] = BusPublisher(ctx, app, settings.viewer_bus_url)
+        ctx.extra["viewer_bus"].install(ctx.extra["viewer_streams"].hub)
     return app

@@ -213,6 +213,8 @@ class Settings:
     freshness_refresh_ms: int = setting("FRESHNESS_REFRESH_MS", 2000, integer(250, 60000), "How often the live-file freshness report behind runtime status is recomputed")
     viewer_bus_url: str = setting("VIEWER_BUS_URL", "", text, "redis://host:port/db: publish every room event to Redis streams for onlytrade-edge (empty: no bus)", secret=True)
     viewer_bus_stream_maxlen: int = setting("VIEWER_BUS_STREAM_MAXLEN", 1000, integer(50, 100000), "Approximate MAXLEN of each room's Redis stream (the resume history)")
+    edge_name: str = setting("EDGE_NAME", "", text, "onlytrade-edge: name shown in /health and packets (default host:port)")
+    edge_max_viewers: int = setting("EDGE_MAX_VIEWERS", 5000, integer(1, 100000), "onlytrade-edge: SSE viewers one edge accepts (429 beyond)")
     edge_reconnect_ms: int = setting("EDGE_RECONNECT_MS", 1000, integer(100, 60000), "onlytrade-edge: pause between attempts to reach a lost viewer bus")
 
     # ---- derived -------------------------------------------------------------------------

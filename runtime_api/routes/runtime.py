@@ -81,6 +81,7 @@ def runtime_status(ctx, freshness: dict) -> dict:
         "memory_errors": ctx.svc.memory.errored(),
         "event_loop": ctx.loop_monitor.status(),
         "response_cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
+        "viewer_bus": ctx.extra["viewer_bus"].status() if "viewer_bus" in ctx.extra else {"enabled": False},
         "traders": agents,
     }
 

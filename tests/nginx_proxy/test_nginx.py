@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 
@@ -10,7 +11,7 @@ import pytest
 from e2e.server import TOKEN, RuntimeProcess
 from streaming.helpers import parse_event
 
-from .nginx import WEB_DIST, Nginx, nginx_binary
+from .nginx import REPO, WEB_DIST, Nginx, nginx_binary
 
 pytestmark = pytest.mark.skipif(nginx_binary() is None, reason="nginx not installed (make test installs Debian's nginx)")
 
@@ -23,10 +24,6 @@ def data(resp):
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("nginx-root")
-    import shutil
-
-    from conftest import REPO
-
     shutil.copytree(REPO / "agents", root / "agents")
     shutil.copytree(REPO / "data" / "replay", root / "data" / "replay")
     runtime = RuntimeProcess(root, env={"HTTP_CACHE_LIST_MAX_AGE_S": "1", "REPLAY_SPEED": "0.1"}).start()
