@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+
+import anyio
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -44,6 +47,13 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
     return fail(500, "internal_error", "unexpected server error; see server log")
 
 
+def warm_calendars() -> None:
+    from .session_calendar import session_state
+
+    for market in ("CN-A", "US"):
+        session_state(market, int(time.time() * 1000))
+
+
 def build_context(settings: Settings) -> AppContext:
     svc = build_services(settings)
     ctx = AppContext(settings=settings, svc=svc, runtime=AgentRuntime(svc))
@@ -64,6 +74,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         ctx.runtime.refresh_gate()
+        # The holiday calendars are imported on first use (~0.5 s of import under the GIL): do it
+        # now, not inside the first viewer's packet build, where it stalls every open connection.
+        await anyio.to_thread.run_sync(warm_calendars)
         loop_task = asyncio.create_task(ctx.runtime.run_forever(), name="agent-runtime")
         monitor_task = asyncio.create_task(ctx.loop_monitor.run(), name="loop-monitor")
         rescan_task = asyncio.create_task(ctx.runtime.maintain(), name="manifest-rescan")
