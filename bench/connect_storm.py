@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import free_port, get_json, make_root, mb, proc_status, runtime_proc  # noqa: E402
+from _common import TOKEN, free_port, get_json, make_root, mb, proc_status, runtime_proc  # noqa: E402
 from _sse_raw import RawViewer, percentile, probe_result, start_probe  # noqa: E402
 
 TARGET_P99_MS = 20.0
@@ -51,6 +51,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--viewers", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--paused", action="store_true", help="pause the agents first (isolates the storm's own cost)")
     args = ap.parse_args()
     count = max(1, min(5000, args.viewers))
     root = make_root()
@@ -60,7 +61,11 @@ def main() -> None:
         time.sleep(2)
         _, traders = get_json(proc.base, "/api/traders")
         rooms = [t["trader_id"] for t in (traders or {}).get("data") or []] or ["t_001"]
-        print(f"runtime pid {proc.pid}, every agent cycling; {count} viewers over {len(rooms)} rooms; /health every 10 ms from its own process")
+        if args.paused:
+            import httpx
+
+            httpx.post(proc.base + "/api/agent/runtime/control", json={"action": "pause"}, headers={"x-control-token": TOKEN})
+        print(f"runtime pid {proc.pid}, {'agents paused' if args.paused else 'every agent cycling'}; {count} viewers over {len(rooms)} rooms; /health every 10 ms from its own process")
         for n in range(max(1, min(10, args.rounds))):
             probe = start_probe(proc.base, seconds=12)
             time.sleep(2.0)

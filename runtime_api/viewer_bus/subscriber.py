@@ -107,9 +107,10 @@ class BusSubscriber:
         self.run_id = run_id
         newest = await r.xrevrange(keys.READS_CHANGED, count=1)
         self._reads_last = newest[0][0].decode() if newest else "0-0"
-        self.reads = {k.decode(): keys.decode_read(v) for k, v in (await r.hgetall(keys.READS)).items()}
-        self.packets = {room.decode(): tuple(raw.split(b"\n", 1)) for room, raw in (await r.hgetall(keys.PACKETS)).items()}
-        self.packets = {room: (eid.decode(), data) for room, (eid, data) in self.packets.items()}
+        self.reads = {**self.reads, **{k.decode(): keys.decode_read(v) for k, v in (await r.hgetall(keys.READS)).items()}}
+        stored = {room.decode(): raw.split(b"\n", 1) for room, raw in (await r.hgetall(keys.PACKETS)).items()}
+        # A restarted Redis holds no packet until the runtime republishes: keep serving the last one.
+        self.packets = {**self.packets, **{room: (eid.decode(), data) for room, (eid, data) in stored.items()}}
         if self.last_id is None or self.last_id == "0-0":
             await self._load_history()
         elif not await r.xrange(keys.EVENTS, self.last_id, self.last_id):

@@ -67,7 +67,7 @@ def test_a_burst_of_identical_reads_reaches_the_runtime_once_per_max_age(stack):
 
 def test_sse_events_arrive_unbuffered(stack):
     runtime, nginx = stack
-    with httpx.Client(base_url=nginx.base, timeout=httpx.Timeout(10, read=5)) as c:
+    with httpx.Client(base_url=nginx.base, timeout=httpx.Timeout(10, read=30)) as c:
         with c.stream("GET", "/onlytrade/api/rooms/t_001/events") as resp:
             assert resp.status_code == 200
             assert resp.headers["content-type"].startswith("text/event-stream")
@@ -75,7 +75,7 @@ def test_sse_events_arrive_unbuffered(stack):
             started = time.monotonic()
             first = next(chunks)  # 14 bytes: a buffering proxy would hold them back
             assert first.startswith(b": connected"), first
-            assert time.monotonic() - started < 2
+            assert time.monotonic() - started < 3
             buf = b""
             while b"event: stream_packet" not in buf:
                 buf += next(chunks)
@@ -85,7 +85,7 @@ def test_sse_events_arrive_unbuffered(stack):
             buf = b""
             while b"event: decision" not in buf:
                 buf += next(chunks)
-            assert time.monotonic() - sent < 3
+            assert time.monotonic() - sent < 5
             block = buf[buf.index(b"id: ") if b"id: " in buf else 0:]
             event = parse_event(block[: block.index(b"\n\n", block.index(b"event: decision")) + 2])
             assert event["event"] == "decision" and event["data"]["room_id"] == "t_001"

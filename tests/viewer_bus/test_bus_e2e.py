@@ -8,7 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e.server import RuntimeProcess
+from e2e.server import TOKEN, RuntimeProcess
+from nginx_proxy.nginx import Nginx, nginx_binary
 
 from .redis_server import EdgeProcess, RedisServer, redis_binary
 from .sse_reader import SseReader
@@ -158,3 +159,21 @@ def test_a_redis_restart_is_reported_never_silent(stack):
     finally:
         for v in viewers:
             v.close()
+
+
+@pytest.mark.skipif(nginx_binary() is None, reason="nginx not installed (make test installs it)")
+def test_nginx_sends_room_streams_to_the_edges_and_control_to_the_runtime(stack, tmp_path):
+    redis, runtime, (a, b) = stack
+    with Nginx(tmp_path / "nginx", runtime=f"127.0.0.1:{runtime.port}", viewers=[f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"]) as nginx:
+        viewer = SseReader(nginx.base + "/onlytrade/api/rooms/t_001/events")
+        try:
+            packet = viewer.next("stream_packet")["data"]
+            assert packet["viewer_bus"]["edge"] in ("edge-a", "edge-b")
+            step = httpx.post(nginx.base + "/api/agent/runtime/control", json={"action": "step"},
+                              headers={"x-control-token": TOKEN}, timeout=30)
+            assert step.status_code == 200  # reached the runtime: edges have no control routes
+            assert "-" in viewer.next("decision")["id"]
+        finally:
+            viewer.close()
+        served = httpx.get(nginx.base + "/api/rooms/t_001/stream-packet")
+        assert served.status_code == 200 and served.json()["data"]["viewer_bus"]["connected"] is True
