@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import TOKEN, free_port, get_json, make_root, mb, proc_status, runtime_proc  # noqa: E402
+from _common import TOKEN, free_port, get_json, loop_stats, make_root, mb, proc_status, runtime_proc  # noqa: E402
 from _sse_raw import RawViewer, percentile, probe_result, start_probe  # noqa: E402
 
 TARGET_P99_MS = 20.0
@@ -67,6 +67,7 @@ def main() -> None:
             httpx.post(proc.base + "/api/agent/runtime/control", json={"action": "pause"}, headers={"x-control-token": TOKEN})
         print(f"runtime pid {proc.pid}, {'agents paused' if args.paused else 'every agent cycling'}; {count} viewers over {len(rooms)} rooms; /health every 10 ms from its own process")
         for n in range(max(1, min(10, args.rounds))):
+            loop_before = loop_stats(proc.base) or {}
             probe = start_probe(proc.base, seconds=12)
             time.sleep(2.0)
             viewers, started, ended, stop, tasks = asyncio.run(_storm_and_close(proc.base, rooms, count))
@@ -82,6 +83,10 @@ def main() -> None:
             print(f"\nround {n + 1}: {len(opened)}/{count} viewers had their first packet in {ended - started:.2f} s; errors {errors or 'none'}")
             print(f"  /health before the storm: {fmt(before)}")
             print(f"  /health during the storm: {fmt(during)}; failed probes {failed}  -> target p99 <= {TARGET_P99_MS:.0f} ms: {verdict}")
+            loop_after = loop_stats(proc.base) or {}
+            print(f"  runtime event loop (its own 10 ms probe): stalls > 20 ms this round "
+                  f"{(loop_after.get('stalls_over_20ms') or 0) - (loop_before.get('stalls_over_20ms') or 0)}, "
+                  f"max lag since boot {loop_after.get('max_lag_ms')} ms")
             print(f"  runtime RSS after the round: {mb(proc_status(proc.pid).get('VmRSS'))}")
             time.sleep(2)
     finally:
