@@ -8,7 +8,6 @@ import logging
 import time
 
 import anyio
-
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -16,10 +15,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .agent_runtime import AgentRuntime
+from .cache_policies import RUNTIME_POLICIES
 from .context import AppContext
 from .control import ControlAudit
 from .errors import ApiError
-from .cache_policies import RUNTIME_POLICIES
 from .http_cache import HttpCache
 from .read_caches import schedule_of
 from .responses import fail

@@ -70,7 +70,7 @@ class ResponseCache:
 
     def __init__(self, max_entries: int = 2048):
         self._entries: dict[Hashable, tuple[Hashable, bytes]] = {}
-        self._flights: dict[tuple[Hashable, Hashable], asyncio.Future[bytes]] = {}
+        self._flights: dict[tuple[Hashable, Hashable], asyncio.Task[bytes]] = {}
         self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
@@ -90,31 +90,29 @@ class ResponseCache:
 
     async def get_async(self, key: Hashable, version: Hashable, build: Callable[[], bytes]) -> bytes:
         """The body (already encoded, envelope included) built by `build` in a worker thread at
-        most once per (key, version): concurrent misses wait for the same build."""
+        most once per (key, version): concurrent misses share one build, which a requester that
+        goes away does not cancel."""
         entry = self._entries.get(key)
         if entry is not None and entry[0] == version:
             self.hits += 1
             return entry[1]
         flight = self._flights.get((key, version))
-        if flight is not None:
+        if flight is None:
+            self.misses += 1
+            flight = self._flights[(key, version)] = asyncio.create_task(self._build(key, version, build))
+            flight.add_done_callback(lambda task: self._landed(key, version, task))
+        else:
             self.hits += 1
-            return await asyncio.shield(flight)
-        self.misses += 1
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._flights[(key, version)] = future
-        try:
-            body = await anyio.to_thread.run_sync(build)
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except Exception as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: the joiners (if any) re-raise it
-            raise
-        finally:
-            self._flights.pop((key, version), None)
+        return await asyncio.shield(flight)
+
+    async def _build(self, key: Hashable, version: Hashable, build: Callable[[], bytes]) -> bytes:
+        body = await anyio.to_thread.run_sync(build)
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
         self._entries[key] = (version, body)
-        future.set_result(body)
         return body
+
+    def _landed(self, key: Hashable, version: Hashable, task: asyncio.Task[bytes]) -> None:
+        self._flights.pop((key, version), None)
+        if not task.cancelled():
+            task.exception()  # retrieved here; every requester re-raises it through the shield
