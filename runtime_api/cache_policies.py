@@ -8,6 +8,7 @@ A route missing here is `no-store` (http_cache's safe default).
 
 from __future__ import annotations
 
+from .errors import ApiError
 from .http_cache import BODY, Policy, time_bucket
 from .read_caches import frames_version, runtime_status_version
 
@@ -54,6 +55,15 @@ def _frames(ctx, params, query):
     return frames_version(ctx)
 
 
+def _asset_file(ctx, params, query):
+    """An avatar file's (mtime, size); a missing file lets the route answer its own 404."""
+    try:
+        st = (ctx.settings.resolve(ctx.settings.agents_dir) / params["agent_id"] / params["file_name"]).stat()
+    except (OSError, ValueError):
+        raise ApiError(404, "agent_asset_not_found") from None
+    return (st.st_mtime_ns, st.st_size)
+
+
 RUNTIME_POLICIES: dict[str, Policy] = {
     # status class: changes every cycle or bar
     "/api/agent/runtime/status": Policy("status", _runtime_status),
@@ -84,5 +94,5 @@ RUNTIME_POLICIES: dict[str, Policy] = {
     "/api/positions/history": Policy("list", _trader_snapshot),
     "/api/agents/{agent_id}/decision-audit/day": Policy("list", _state),
     # assets: their URLs carry ?v=<boot>
-    "/api/agents/{agent_id}/assets/{file_name}": Policy("asset", BODY),
+    "/api/agents/{agent_id}/assets/{file_name}": Policy("asset", _asset_file),
 }

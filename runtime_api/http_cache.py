@@ -154,7 +154,8 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def _with_headers(send: Send, etag: bytes | None, cache_control: bytes) -> Send:
-    """Add ETag and Cache-Control to a 200 (a route's own Cache-Control wins); errors are no-store."""
+    """Add ETag and Cache-Control to a 200 (a route's own Cache-Control wins, our ETag replaces
+    the route's); errors are no-store."""
 
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -163,8 +164,8 @@ def _with_headers(send: Send, etag: bytes | None, cache_control: bytes) -> Send:
             ok = message["status"] == 200
             if b"cache-control" not in names:
                 headers.append((b"cache-control", cache_control if ok else NO_STORE))
-            if ok and etag is not None and b"etag" not in names:
-                headers.append((b"etag", etag))
+            if ok and etag is not None:  # ours is the one a 304 is judged on
+                headers = [(k, v) for k, v in headers if k.lower() != b"etag"] + [(b"etag", etag)]
             message = {**message, "headers": headers}
         await send(message)
 

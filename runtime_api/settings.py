@@ -209,7 +209,7 @@ class Settings:
     # ---- issue 13: HTTP caching, viewer bus, edges
     http_cache_status_max_age_s: int = setting("HTTP_CACHE_STATUS_MAX_AGE_S", 1, integer(0, 60), "Cache-Control max-age of fast-changing public reads (status, packets, account, frames)")
     http_cache_list_max_age_s: int = setting("HTTP_CACHE_LIST_MAX_AGE_S", 5, integer(0, 300), "Cache-Control max-age of public lists (traders, competition, symbols, histories)")
-    http_cache_asset_max_age_s: int = setting("HTTP_CACHE_ASSET_MAX_AGE_S", 3600, integer(0, 86400), "Cache-Control max-age of avatar images (their URLs carry ?v=<boot>)")
+    http_cache_asset_max_age_s: int = setting("HTTP_CACHE_ASSET_MAX_AGE_S", 86400, integer(0, 604800), "Cache-Control max-age of avatar images (their URLs carry ?v=<boot>)")
     freshness_refresh_ms: int = setting("FRESHNESS_REFRESH_MS", 2000, integer(250, 60000), "How often the live-file freshness report behind runtime status is recomputed")
     viewer_bus_url: str = setting("VIEWER_BUS_URL", "", text, "redis://host:port/db: publish every room event to Redis streams for onlytrade-edge (empty: no bus)", secret=True)
     viewer_bus_stream_maxlen: int = setting("VIEWER_BUS_STREAM_MAXLEN", 1000, integer(50, 100000), "Approximate MAXLEN of each room's Redis stream (the resume history)")

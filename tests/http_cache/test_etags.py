@@ -83,8 +83,6 @@ async def test_body_hashed_routes(api):
     assert again.status_code in (200, 304)
     if again.status_code == 200:
         assert again.headers["etag"] != packet.headers["etag"]
-    missing = await api.get("/api/agents/t_001/assets/none.jpg")
-    assert missing.status_code == 404 and missing.headers["cache-control"] == "no-store" and "etag" not in missing.headers
 
 
 async def test_private_and_control_answers_are_never_public(api):
@@ -110,3 +108,28 @@ async def test_private_and_control_answers_are_never_public(api):
 async def test_every_cached_template_is_a_public_read_route(api):
     reads = {r.path for r in api.app.routes if isinstance(r, Route) and getattr(r, "read_only", False)}
     assert set(RUNTIME_POLICIES) <= reads
+
+
+async def test_avatar_files_revalidate_on_their_own_etag(tmp_path):
+    import os
+    from pathlib import Path
+
+    from api.conftest import make_settings, open_api, two_agent_root
+
+    root = two_agent_root(tmp_path, Path(__file__).resolve().parents[2])
+    api, lifespan = await open_api(make_settings(root))
+    try:
+        first = await api.get("/api/agents/t_001/assets/avatar.jpg")
+        assert first.status_code == 200 and first.headers["cache-control"] == "public, max-age=86400"
+        etag = first.headers["etag"]
+        assert (await api.get("/api/agents/t_001/assets/avatar.jpg", headers={"if-none-match": etag})).status_code == 304
+        avatar = root / "agents" / "t_001" / "avatar.jpg"
+        avatar.write_bytes(b"\xff\xd8\xff\xe0 a new picture")
+        os.utime(avatar, ns=(1, 1))
+        changed = await api.get("/api/agents/t_001/assets/avatar.jpg", headers={"if-none-match": etag})
+        assert changed.status_code == 200 and changed.content.endswith(b"a new picture") and changed.headers["etag"] != etag
+        missing = await api.get("/api/agents/t_001/assets/none.jpg")
+        assert missing.status_code == 404 and missing.headers["cache-control"] == "no-store"
+    finally:
+        await api.client.aclose()
+        await lifespan.__aexit__(None, None, None)
