@@ -7,7 +7,6 @@ import socket
 import sys
 
 from ..settings import Settings, SettingsError
-from ..viewer_bus.keys import parse_id  # noqa: F401  (fail early if the package is incomplete)
 
 EXIT_BAD_SETTINGS = 2
 
