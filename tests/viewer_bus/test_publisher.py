@@ -29,11 +29,11 @@ def redis_server(tmp_path):
     server.stop()
 
 
-async def _entries(client, want, timeout=10.0):
+async def _entries(client, want, timeout=10.0, after=None):
     async with asyncio.timeout(timeout):
         while True:
             entries = await client.xrange(keys.EVENTS)
-            found = [(eid, f) for eid, f in entries if want(f)]
+            found = [(eid, f) for eid, f in entries if want(f) and (after is None or keys.parse_id(eid) > after)]
             if found:
                 return found
             await asyncio.sleep(0.05)
@@ -52,8 +52,10 @@ async def test_every_hub_broadcast_and_packet_is_published(root, redis_server):
         assert chat[0][1][b"room"] == b"t_001" and orjson.loads(chat[0][1][b"data"])["text"] == "你好"
         data_of(await api.control("/api/agent/runtime/control", {"action": "step"}))
         decision = await _entries(client, lambda f: f[b"event"] == b"decision")
-        packet = await _entries(client, lambda f: f[b"event"] == b"stream_packet" and f[b"room"] == b"t_001")
-        assert keys.parse_id(packet[-1][0]) > keys.parse_id(decision[0][0])  # the packet after the decision
+        # the packet that follows the decision (the decision's refresh), whoever watches the room here
+        packet = await _entries(client, lambda f: f[b"event"] == b"stream_packet" and f[b"room"] == b"t_001",
+                                after=keys.parse_id(decision[0][0]))
+        assert orjson.loads(packet[0][1][b"data"])["decision_latest"]
         stored = await client.hget(keys.PACKETS, "t_001")
         assert stored.split(b"\n", 1)[0] == packet[-1][0] or keys.parse_id(stored.split(b"\n", 1)[0]) > keys.parse_id(packet[-1][0])
         async with asyncio.timeout(10):
