@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test install install-test browser
+.PHONY: run test install install-test browser proxy-deps
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,14 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null) ; } || \
 	  echo "chromium not installable here: browser tests will be skipped"
 
+# The nginx and viewer-bus tests run Debian's nginx and redis-server (unprivileged, temp prefix);
+# install them when we can (root), else those tests skip and say so.
+proxy-deps:
+	@{ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; } && command -v redis-server >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx redis-server >/dev/null) ; } || \
+	  echo "nginx/redis-server not installable here: nginx and viewer-bus tests will be skipped"
+
 ## Install the test extras and run the whole suite.
-test: install-test browser
+test: install-test browser proxy-deps
 	$(BIN)/python -m pytest

@@ -57,6 +57,8 @@ ENDPOINTS = [
     "/api/account?trader_id=t_001",
     "/api/positions/history?trader_id=demo_momentum&limit=100",
     "/api/rooms/t_001/stream-packet?decision_limit=5",
+    "/api/agent/runtime/status",
+    "/api/market/frames?symbol=600519.SH&interval=1m&limit=500",
 ]
 CEILING_REFERENCE_RPS = 8400.0  # the project's stated ceiling, used when no baseline is measured
 TARGET_SHARE = 0.70

@@ -5,19 +5,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from pathlib import Path
 
+import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .access.gate import AccessConfigError, build_access
 from .agent_runtime import AgentRuntime
 from .audience import install_audience
+from .cache_policies import RUNTIME_POLICIES
 from .context import AppContext
 from .control import ControlAudit
 from .errors import ApiError
+from .http_cache import HttpCache
+from .read_caches import schedule_of
 from .responses import fail
 from .routes import all_routes
 from .routes.rooms import install_viewer_streams
@@ -42,6 +48,13 @@ async def on_http_error(request: Request, exc: HTTPException) -> Response:
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return fail(500, "internal_error", "unexpected server error; see server log")
+
+
+def warm_calendars() -> None:
+    from .session_calendar import session_state
+
+    for market in ("CN-A", "US"):
+        session_state(market, int(time.time() * 1000))
 
 
 def build_context(settings: Settings) -> AppContext:
@@ -84,6 +97,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         ctx.runtime.refresh_gate()
+        # The holiday calendars are imported on first use (~0.5 s of import under the GIL): do it
+        # now, not inside the first viewer's packet build, where it stalls every open connection.
+        await anyio.to_thread.run_sync(warm_calendars)
         loop_task = asyncio.create_task(ctx.runtime.run_forever(), name="agent-runtime")
         monitor_task = asyncio.create_task(ctx.loop_monitor.run(), name="loop-monitor")
         rescan_task = asyncio.create_task(ctx.runtime.maintain(), name="manifest-rescan")
@@ -92,6 +108,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         audit_task = asyncio.create_task(ctx.control_audit.run_flusher(), name="audit-flush")
         audience_tasks = ctx.extra["audience"].tasks()
         persist_task = asyncio.create_task(ctx.runtime.retry_persistence(), name="persist-retry")
+        freshness_task = asyncio.create_task(schedule_of(ctx).run(), name="freshness-schedule")
+        bus = ctx.extra.get("viewer_bus")
+        bus_task = asyncio.create_task(bus.run(), name="viewer-bus") if bus else None
         ctx.ready = True
         try:
             yield
@@ -106,11 +125,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if ctx.runtime.watcher is not None:
                 ctx.runtime.watcher.stop()
             for task in (loop_task, monitor_task, rescan_task, audit_task, persist_task, *audience_tasks,
-                         *([watch_task] if watch_task else [])):
+                         watch_task, freshness_task, bus_task):
+                if task is None:
+                    continue
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await ctx.control_audit.flush(all_minutes=True)
+            if bus:
+                await bus.close()
             if ctx.runtime.llm is not None:
                 await ctx.runtime.llm.aclose()
             await ctx.extra["audience"].aclose()
@@ -119,6 +142,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=all_routes(web_dist(settings)),
         exception_handlers={ApiError: on_api_error, HTTPException: on_http_error, Exception: on_unexpected},
         lifespan=lifespan,
+        middleware=[Middleware(HttpCache, policies=RUNTIME_POLICIES, boot_tag=str(ctx.svc.boot_ms))],
     )
     app.state.ctx = ctx
+    if settings.viewer_bus_url:  # VIEWER_BUS_URL: publish what viewers see for onlytrade-edge
+        from .viewer_bus.publisher import BusPublisher
+
+        ctx.extra["viewer_bus"] = BusPublisher(ctx, app, settings.viewer_bus_url)
+        ctx.extra["viewer_bus"].install(ctx.extra["viewer_streams"].hub)
     return app

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable, Hashable
 from typing import Any
 
+import anyio
 import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -78,6 +80,7 @@ class ResponseCache:
 
     def __init__(self, max_entries: int = 2048):
         self._entries: dict[Hashable, tuple[Hashable, bytes]] = {}
+        self._flights: dict[tuple[Hashable, Hashable], asyncio.Task[bytes]] = {}
         self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
@@ -94,3 +97,32 @@ class ResponseCache:
             self._entries.clear()
         self._entries[key] = (version, body)
         return JSONResponse(body)
+
+    async def get_async(self, key: Hashable, version: Hashable, build: Callable[[], bytes]) -> bytes:
+        """The body (already encoded, envelope included) built by `build` in a worker thread at
+        most once per (key, version): concurrent misses share one build, which a requester that
+        goes away does not cancel."""
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] == version:
+            self.hits += 1
+            return entry[1]
+        flight = self._flights.get((key, version))
+        if flight is None:
+            self.misses += 1
+            flight = self._flights[(key, version)] = asyncio.create_task(self._build(key, version, build))
+            flight.add_done_callback(lambda task: self._landed(key, version, task))
+        else:
+            self.hits += 1
+        return await asyncio.shield(flight)
+
+    async def _build(self, key: Hashable, version: Hashable, build: Callable[[], bytes]) -> bytes:
+        body = await anyio.to_thread.run_sync(build)
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key] = (version, body)
+        return body
+
+    def _landed(self, key: Hashable, version: Hashable, task: asyncio.Task[bytes]) -> None:
+        self._flights.pop((key, version), None)
+        if not task.cancelled():
+            task.exception()  # retrieved here; every requester re-raises it through the shield

@@ -289,6 +289,16 @@ class Settings:
     llm_recordings_retention_days: int = setting("LLM_RECORDINGS_RETENTION_DAYS", 30, integer(0), "Days of LLM recordings kept (0 keeps every day)")
     replay_llm: str = setting("REPLAY_LLM", "live", choice("live", "recorded"), "recorded: answer each LLM call from the recording of the same agent, day and bar")
     live_file_watch: bool = setting("LIVE_FILE_WATCH", True, boolean, "Pick up a replaced live file at once (watchfiles); mtime polling stays as the fallback")
+    # ---- issue 13: HTTP caching, viewer bus, edges
+    http_cache_status_max_age_s: int = setting("HTTP_CACHE_STATUS_MAX_AGE_S", 1, integer(0, 60), "Cache-Control max-age of fast-changing public reads (status, packets, account, frames)")
+    http_cache_list_max_age_s: int = setting("HTTP_CACHE_LIST_MAX_AGE_S", 5, integer(0, 300), "Cache-Control max-age of public lists (traders, competition, symbols, histories)")
+    http_cache_asset_max_age_s: int = setting("HTTP_CACHE_ASSET_MAX_AGE_S", 86400, integer(0, 604800), "Cache-Control max-age of avatar images (their URLs carry ?v=<boot>)")
+    freshness_refresh_ms: int = setting("FRESHNESS_REFRESH_MS", 2000, integer(250, 60000), "How often the live-file freshness report behind runtime status is recomputed")
+    viewer_bus_url: str = setting("VIEWER_BUS_URL", "", text, "redis://host:port/db: publish every room event to Redis streams for onlytrade-edge (empty: no bus)", secret=True)
+    viewer_bus_stream_maxlen: int = setting("VIEWER_BUS_STREAM_MAXLEN", 1000, integer(50, 100000), "Approximate MAXLEN of each room's Redis stream (the resume history)")
+    edge_name: str = setting("EDGE_NAME", "", text, "onlytrade-edge: name shown in /health and packets (default host:port)")
+    edge_max_viewers: int = setting("EDGE_MAX_VIEWERS", 5000, integer(1, 100000), "onlytrade-edge: SSE viewers one edge accepts (429 beyond)")
+    edge_reconnect_ms: int = setting("EDGE_RECONNECT_MS", 1000, integer(100, 60000), "onlytrade-edge: pause between attempts to reach a lost viewer bus")
 
     # ---- derived -------------------------------------------------------------------------
 

@@ -46,7 +46,7 @@ async def get_agent_asset(request: Request) -> Response:
     path = ctx.settings.resolve(ctx.settings.agents_dir) / agent_id / file_name
     if not path.is_file():
         raise ApiError(404, "agent_asset_not_found", "no such asset")
-    return FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
+    return FileResponse(path)  # Cache-Control and ETag: http_cache (HTTP_CACHE_ASSET_MAX_AGE_S)
 
 
 async def _mutate(call: ControlCall, method: str):

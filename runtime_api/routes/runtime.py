@@ -91,6 +91,7 @@ def runtime_status(ctx, freshness: dict) -> dict:
         "event_loop": ctx.loop_monitor.status(),
         "response_cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
         "chat_streaming": audience_status(ctx),
+        "viewer_bus": ctx.extra["viewer_bus"].status() if "viewer_bus" in ctx.extra else {"enabled": False},
         "traders": agents,
         "clock": clock.status(),
         "live_file_watch": rt.watcher.status() if rt.watcher is not None else {"enabled": False},
@@ -99,9 +100,9 @@ def runtime_status(ctx, freshness: dict) -> dict:
 
 async def get_runtime_status(request: Request) -> Response:
     """The decision loop's state, metrics, gate, kill switch, LLM health and per-agent errors."""
-    ctx = request.app.state.ctx
-    freshness = await anyio.to_thread.run_sync(live_freshness, ctx)
-    return ok(runtime_status(ctx, freshness))
+    from ..read_caches import runtime_status_response
+
+    return await runtime_status_response(request.app.state.ctx)
 
 
 def _number(body: dict, key: str, code: str) -> float:

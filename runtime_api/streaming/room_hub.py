@@ -157,6 +157,10 @@ class RoomHub:
         self.builds_running = 0
         self.max_builds_running = 0
         self.builds_started = 0
+        # Observers of everything the hub broadcasts, whether or not this process has viewers
+        # for the room (the viewer bus): (room_id, event, data_json) and refresh(room_id | None).
+        self.event_taps: list[Callable[[str, str, bytes], None]] = []
+        self.refresh_taps: list[Callable[[str | None], None]] = []
 
     @classmethod
     def from_settings(cls, settings: Any, *, build_packet: BuildPacket, **overrides: Any) -> RoomHub:
@@ -224,10 +228,13 @@ class RoomHub:
 
     def publish(self, room_id: str, event: str, data: Any) -> int | None:
         """Record and fan out one event; returns its id, or None when the room has no live buffer."""
+        data_json = to_json(data)
+        for tap in self.event_taps:
+            tap(room_id, event, data_json)
         room = self._rooms.get(room_id)
         if room is None or self._closed:
             return None
-        return self._publish_json(room, event, to_json(data))
+        return self._publish_json(room, event, data_json)
 
     def publish_decision(self, room_id: str, decision: dict[str, Any],
                          decision_meta: dict[str, Any] | None = None) -> int | None:
@@ -254,6 +261,8 @@ class RoomHub:
         Pushes are coalesced per room: a change during a push's build makes it build once more.
         """
         self.invalidate(room_id)
+        for tap in self.refresh_taps:
+            tap(room_id)
         if self._closed:
             return
         rooms = self._rooms.values() if room_id is None else filter(None, [self._rooms.get(room_id)])

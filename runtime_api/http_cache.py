@@ -1,0 +1,178 @@
+"""HTTP caching of public reads: strong ETags from state versions, Cache-Control, 304s.
+
+One pure-ASGI middleware, configured with a table of public GET routes. Each entry names its
+`max-age` class (a setting) and how to compute the version of the state the response depends on;
+the ETag is a hash of (boot, path, query, version), so `If-None-Match` is answered with a 304
+*before* the route builds anything. Routes whose state has no cheap version (the room packet,
+avatar files) are hashed from the body they produce instead (`BODY`): still a strong ETag, still
+a 304, but after the build. Anything not in the table — control routes, ops reads, health probes,
+errors, routes added later — is `Cache-Control: no-store`, so nothing private or token-dependent is
+ever marked public by accident. The `/onlytrade` mount shares the un-prefixed routes' policies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import ApiError
+
+PREFIX = "/onlytrade"
+NO_STORE = b"no-store"
+BODY = object()  # policy.version: hash the response body instead of a state version
+
+VersionFn = Callable[[Any, dict[str, str], dict[str, str]], Hashable]
+
+
+@dataclass(frozen=True)
+class Policy:
+    max_age: str  # "status" | "list" | "asset": which max-age setting applies
+    version: VersionFn | object
+
+
+def max_age_of(settings, kind: str) -> int:
+    return {
+        "status": settings.http_cache_status_max_age_s,
+        "list": settings.http_cache_list_max_age_s,
+        "asset": settings.http_cache_asset_max_age_s,
+    }[kind]
+
+
+def time_bucket(seconds: float) -> int:
+    """A version that changes every `seconds` (state read from the clock: sessions, live files)."""
+    return int(time.time() / max(0.25, seconds))
+
+
+def etag_matches(header: str, etag: str) -> bool:
+    """RFC 9110 If-None-Match: weak comparison over a comma list, or `*`."""
+    for candidate in header.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == etag:
+            return True
+    return False
+
+
+def _compile(template: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$")
+
+
+class HttpCache:
+    """ASGI middleware: `policies` maps route templates (without the /onlytrade prefix) to Policy."""
+
+    def __init__(self, app: ASGIApp, policies: dict[str, Policy], ctx_of: Callable[[Scope], Any] | None = None,
+                 boot_tag: str = ""):
+        self.app = app
+        self._exact = {path: p for path, p in policies.items() if "{" not in path}
+        self._patterns = [(_compile(path), p) for path, p in policies.items() if "{" in path]
+        self._ctx_of = ctx_of or (lambda scope: scope["app"].state.ctx)
+        self._boot = boot_tag or str(time.time_ns())
+
+    def match(self, path: str) -> tuple[Policy | None, dict[str, str]]:
+        if path.startswith(PREFIX + "/"):
+            path = path[len(PREFIX):]
+        policy = self._exact.get(path)
+        if policy is not None:
+            return policy, {}
+        for pattern, policy in self._patterns:
+            m = pattern.match(path)
+            if m:
+                return policy, m.groupdict()
+        return None, {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        policy, params = self.match(scope["path"]) if scope["method"] in ("GET", "HEAD") else (None, {})
+        if policy is None:
+            await self.app(scope, receive, _with_headers(send, None, NO_STORE))
+            return
+        ctx = self._ctx_of(scope)
+        cache_control = b"public, max-age=%d" % max_age_of(ctx.settings, policy.max_age)
+        path = scope["path"].removeprefix(PREFIX) if scope["path"].startswith(PREFIX + "/") else scope["path"]
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+        if_none_match = _header(scope, b"if-none-match")
+        if policy.version is BODY:
+            await self._body_hashed(scope, receive, send, cache_control, if_none_match)
+            return
+        try:
+            version = policy.version(ctx, params, query)  # type: ignore[operator]
+        except ApiError:  # e.g. an unknown trader: the route answers its own 404
+            await self.app(scope, receive, _with_headers(send, None, NO_STORE))
+            return
+        digest = hashlib.blake2b(repr((self._boot, path, sorted(query.items()), version)).encode(), digest_size=16)
+        etag = '"' + digest.hexdigest() + '"'
+        if if_none_match and etag_matches(if_none_match, etag):
+            await _not_modified(send, etag.encode(), cache_control)
+            return
+        await self.app(scope, receive, _with_headers(send, etag.encode(), cache_control))
+
+    async def _body_hashed(self, scope: Scope, receive: Receive, send: Send, cache_control: bytes,
+                           if_none_match: str | None) -> None:
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+                return
+            if message["type"] != "http.response.body":
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            assert start is not None
+            body = b"".join(chunks)
+            if start["status"] != 200:
+                await _with_headers(send, None, NO_STORE)(start)
+                await send({"type": "http.response.body", "body": body})
+                return
+            etag = b'"' + hashlib.blake2b(body, digest_size=16).hexdigest().encode() + b'"'
+            if if_none_match and etag_matches(if_none_match, etag.decode()):
+                await _not_modified(send, etag, cache_control)
+                return
+            await _with_headers(send, etag, cache_control)(start)
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, capture)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _with_headers(send: Send, etag: bytes | None, cache_control: bytes) -> Send:
+    """Add ETag and Cache-Control to a 200 (a route's own Cache-Control wins, our ETag replaces
+    the route's); errors are no-store."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            names = {k.lower() for k, _ in headers}
+            ok = message["status"] == 200
+            if b"cache-control" not in names:
+                headers.append((b"cache-control", cache_control if ok else NO_STORE))
+            if ok and etag is not None:  # ours is the one a 304 is judged on
+                headers = [(k, v) for k, v in headers if k.lower() != b"etag"] + [(b"etag", etag)]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return wrapped
+
+
+async def _not_modified(send: Send, etag: bytes, cache_control: bytes) -> None:
+    await send({"type": "http.response.start", "status": 304,
+                "headers": [(b"etag", etag), (b"cache-control", cache_control)]})
+    await send({"type": "http.response.body", "body": b""})

@@ -1,0 +1,58 @@
+"""The two slow reads: frames encoded once per key and cursor; the freshness report on its own schedule."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from api.conftest import data_of, make_settings, open_api
+from api.live_files import write_live_files
+
+from runtime_api.read_caches import schedule_of
+
+pytestmark = pytest.mark.anyio
+
+FRAMES = {"symbol": "600519.SH", "interval": "1m", "limit": "500"}
+
+
+async def test_frames_are_encoded_once_per_key_and_cursor(api):
+    cache = api.ctx.cache
+    data_of(await api.control("/api/replay/runtime/control", {"action": "pause"}))
+    misses = cache.misses
+    bodies = await asyncio.gather(*(api.get("/api/market/frames", params=FRAMES) for _ in range(20)))
+    assert {b.status_code for b in bodies} == {200} and len({b.content for b in bodies}) == 1
+    assert cache.misses == misses + 1  # twenty concurrent viewers, one build
+    assert (await api.get("/api/market/frames", params={**FRAMES, "limit": "240"})).status_code == 200
+    assert (await api.get("/api/klines", params=FRAMES)).status_code == 200
+    assert cache.misses == misses + 3  # another limit, another shape: one build each
+    before = (await api.get("/api/market/frames", params=FRAMES)).json()["data"]["frames"]
+    data_of(await api.control("/api/replay/runtime/control", {"action": "step", "bars": 5}))
+    after = (await api.get("/api/market/frames", params=FRAMES)).json()["data"]["frames"]
+    assert cache.misses == misses + 4 and after[-1]["window"] != before[-1]["window"]  # the cursor moved: rebuilt
+
+
+async def test_a_failed_build_is_not_cached(api):
+    resp = await api.get("/api/market/frames", params={"symbol": "NOT-A-SYMBOL", "interval": "1m"})
+    again = await api.get("/api/market/frames", params={"symbol": "NOT-A-SYMBOL", "interval": "1m"})
+    assert resp.status_code == again.status_code and resp.status_code < 500
+
+
+async def test_runtime_status_never_computes_freshness_per_request(root):
+    write_live_files(root)
+    api, lifespan = await open_api(make_settings(root, RUNTIME_DATA_MODE="live_file", FRESHNESS_REFRESH_MS="60000"))
+    try:
+        sched = schedule_of(api.ctx)
+        first = data_of(await api.get("/api/agent/runtime/status"))["live_data_freshness"]
+        await asyncio.sleep(0.5)  # the schedule's first pass has landed
+        seq = sched.seq
+        assert seq >= 1
+        for _ in range(30):
+            data_of(await api.get("/api/agent/runtime/status"))
+        assert sched.seq == seq  # none per request
+        await sched.refresh()  # what the schedule does every FRESHNESS_REFRESH_MS
+        await asyncio.sleep(1.1)  # past the status max-age bucket
+        later = data_of(await api.get("/api/agent/runtime/status"))["live_data_freshness"]
+        assert sched.seq == seq + 1 and later["ts_ms"] > first["ts_ms"]
+    finally:
+        await api.client.aclose()
+        await lifespan.__aexit__(None, None, None)
