@@ -8,6 +8,7 @@ import logging
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -15,6 +16,8 @@ from .agent_runtime import AgentRuntime
 from .context import AppContext
 from .control import ControlAudit
 from .errors import ApiError
+from .observability.http_metrics import ObservabilityMiddleware
+from .observability.observer import Observability
 from .responses import fail
 from .routes import all_routes
 from .routes.rooms import install_viewer_streams
@@ -45,6 +48,7 @@ def build_context(settings: Settings) -> AppContext:
     ctx = AppContext(settings=settings, svc=svc, runtime=AgentRuntime(svc))
     ctx.control_audit = ControlAudit(settings.resolve(settings.runtime_state_dir) / "control-audit.jsonl")
     install_viewer_streams(ctx)  # ctx.extra["viewer_streams"]; listens to every decision
+    Observability(ctx).attach()  # ctx.extra["observability"]: metrics, alerts, the Gate log line
     if ctx.runtime.paused_reason:
         log.warning("runtime paused (%s) since before this boot: no cycles until an explicit resume", ctx.runtime.paused_reason)
     if svc.kill_switch.active:
@@ -63,6 +67,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         loop_task = asyncio.create_task(ctx.runtime.run_forever(), name="agent-runtime")
         monitor_task = asyncio.create_task(ctx.loop_monitor.run(), name="loop-monitor")
         rescan_task = asyncio.create_task(ctx.runtime.maintain(), name="manifest-rescan")
+        observability = ctx.extra["observability"]
+        await observability.start()
         ctx.ready = True
         try:
             yield
@@ -76,11 +82,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     await task
             if ctx.runtime.llm is not None:
                 await ctx.runtime.llm.aclose()
+            await observability.stop()
 
     app = Starlette(
         routes=all_routes(),
         exception_handlers={ApiError: on_api_error, HTTPException: on_http_error, Exception: on_unexpected},
         lifespan=lifespan,
+        middleware=[Middleware(ObservabilityMiddleware, instruments=ctx.extra["observability"].instruments)],
     )
     app.state.ctx = ctx
     return app

@@ -28,7 +28,9 @@ def run(environ=None) -> int:
         settings = Settings.from_env(environ)
     except SettingsError as exc:
         return _die(EXIT_BAD_SETTINGS, f"invalid setting {exc}")
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from .observability import logs
+
+    logs.configure(settings)
 
     state_dir = settings.resolve(settings.runtime_state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -60,7 +62,7 @@ def run(environ=None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(EXIT_OK))
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False,
-        timeout_graceful_shutdown=15, lifespan="on",
+        timeout_graceful_shutdown=15, lifespan="on", log_config=logs.uvicorn_log_config(settings),
     )
     server = _graceful_server(config, on_exit=app.state.ctx.extra["viewer_streams"].end_streams_soon)
     try:

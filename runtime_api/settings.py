@@ -206,6 +206,16 @@ class Settings:
     room_events_buffer_size: int = setting("ROOM_EVENTS_BUFFER_SIZE", 200, integer(10, 2000), "SSE replay buffer size")
     room_events_buffer_ttl_ms: int = setting("ROOM_EVENTS_BUFFER_TTL_MS", 60000, integer(2000), "SSE replay buffer TTL after the last viewer")
 
+    # ---- issue 11: observability (metrics, alerts, logs)
+    metrics_access: str = setting("METRICS_ACCESS", "loopback", choice("loopback", "token", "public"), "GET /metrics: loopback (direct loopback clients only, no token), token (Bearer METRICS_TOKEN, else CONTROL_API_TOKEN) or public")
+    metrics_token: str = setting("METRICS_TOKEN", "", text, "Bearer token for /metrics when METRICS_ACCESS=token (default: CONTROL_API_TOKEN)", secret=True)
+    log_format: str = setting("LOG_FORMAT", "text", choice("text", "json"), "Log lines as text or one JSON object per line (with the request id)")
+    alert_webhook_url: str = setting("ALERT_WEBHOOK_URL", "", text, "Webhook for operator alerts (Slack incoming webhook or any JSON receiver); empty disables", secret=True)
+    alert_webhook_format: str = setting("ALERT_WEBHOOK_FORMAT", "slack", choice("slack", "json"), "Alert body: slack ({\"text\": ...}) or json (onlytrade.alert.v1)")
+    alert_throttle_s: float = setting("ALERT_THROTTLE_S", 300.0, decimal(0, 86400), "At most one alert per kind per this many seconds (the rest are counted)")
+    alert_timeout_ms: int = setting("ALERT_TIMEOUT_MS", 3000, integer(100, 30000), "Timeout of one webhook POST")
+    alert_queue_size: int = setting("ALERT_QUEUE_SIZE", 100, integer(1, 10000), "Alerts waiting to be sent; more are dropped and counted")
+
     # ---- derived -------------------------------------------------------------------------
 
     @classmethod

@@ -18,4 +18,6 @@ def all_routes() -> list:
         *ops.routes,
         *rooms.routes,
     ]
-    return [*api, *pages.routes, pages.prefixed(api)]
+    from ..observability import routes as observability
+
+    return [*api, *observability.routes, *pages.routes, pages.prefixed(api)]

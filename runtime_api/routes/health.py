@@ -13,9 +13,12 @@ from ..responses import JSONResponse
 
 def health_body(ctx) -> dict:
     runtime = ctx.runtime
+    build = ctx.extra["observability"].build
     return {
         "ok": True,
         "service": "opentrade-runtime-api",
+        "version": build["version"],
+        "commit": build["commit"],
         "uptime_s": int(time.monotonic() - ctx.boot_monotonic),
         "ready": ctx.ready,
         "data_mode": ctx.settings.runtime_data_mode,

@@ -1,0 +1,139 @@
+"""The OpenAPI 3.1 document, generated from the app's route table.
+
+One source: the paths, methods, path parameters and control-token requirement come from the
+routes themselves (`control_route` marks them), the summaries from the handlers' docstrings, and
+the query parameters, bodies and error codes from `api_spec.OPS`. A route missing there raises, so
+a new route cannot be missing from the document (and a test builds it from `app.routes`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.routing import Mount, Route
+
+from .api_spec import OPS, Op
+
+_CONVERTOR = re.compile(r"{([^}:]+)(:[^}]+)?}")
+# What every operation can answer, and what every control route adds (control.control_route).
+COMMON_ERRORS = {500: ["internal_error"]}
+CONTROL_ERRORS = {
+    400: ["invalid_json"], 401: ["unauthorized_control_token"], 413: ["payload_too_large"],
+    429: ["too_many_auth_failures"], 503: ["control_token_not_configured"], 500: ["internal_error"],
+}
+STATUS_TEXT = {200: "OK", 400: "Bad request", 401: "Missing or wrong control token", 403: "Forbidden", 404: "Not found",
+               409: "Conflict", 413: "Body too large", 423: "Locked by the kill switch", 429: "Too many requests",
+               500: "Unexpected server error", 503: "Unavailable"}
+
+
+class MissingSpec(LookupError):
+    """A route has no entry in api_spec.OPS."""
+
+
+def iter_routes(routes, prefix: str = ""):
+    """(full path template, route) for every Route, mounts flattened."""
+    for route in routes:
+        if isinstance(route, Mount):
+            yield from iter_routes(route.routes, prefix + route.path)
+        elif isinstance(route, Route):
+            yield prefix + route.path, route
+
+
+def _error_schema(codes: list[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["success", "error"],
+        "properties": {"success": {"const": False}, "error": {"type": "string", "enum": sorted(set(codes))},
+                       "message": {"type": "string"}},
+    }
+
+
+def _success_schema(op: Op) -> dict[str, Any]:
+    if not op.envelope:
+        return {"type": "object"}
+    return {"type": "object", "required": ["success", "data"], "properties": {"success": {"const": True}, "data": {}}}
+
+
+def _content(op: Op, schema: dict[str, Any]) -> dict[str, Any]:
+    if op.media == "application/json":
+        return {"application/json": {"schema": schema}}
+    if op.media in ("application/octet-stream",):
+        return {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+    return {op.media: {"schema": {"type": "string"}}}
+
+
+def _responses(op: Op, control: bool) -> dict[str, Any]:
+    errors: dict[int, list[str]] = {}
+    for table in (COMMON_ERRORS, CONTROL_ERRORS if control else {}, op.errors):
+        for status, codes in table.items():
+            errors.setdefault(status, []).extend(codes)
+    out: dict[str, Any] = {"200": {"description": "OK", "content": _content(op, _success_schema(op))}}
+    for status in sorted(errors):
+        codes = errors[status]
+        if not codes:  # the same body as a success, with another status (e.g. /health/ready before boot)
+            out[str(status)] = {"description": STATUS_TEXT.get(status, "Error"), "content": _content(op, _success_schema(op))}
+            continue
+        out[str(status)] = {
+            "description": f"{STATUS_TEXT.get(status, 'Error')}: " + ", ".join(sorted(set(codes))),
+            "content": {"application/json": {"schema": _error_schema(codes)}},
+        }
+    return out
+
+
+def operation(path: str, route: Route, method: str) -> dict[str, Any]:
+    name = route.name
+    op = OPS.get(name)
+    if op is None:
+        raise MissingSpec(f"route {name} ({method} {path}) has no entry in runtime_api/observability/api_spec.py")
+    doc = (route.endpoint.__doc__ or "").strip()
+    summary, _, description = doc.partition("\n")
+    control = bool(getattr(route, "control", False))
+    params = [
+        {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+        for p in _CONVERTOR.findall(path) for p in [p[0]]
+    ]
+    out: dict[str, Any] = {
+        "operationId": ("onlytrade_" if path.startswith("/onlytrade/") else "") + name + ("" if method == "get" or name.startswith(("post_", "close_")) else f"_{method}"),
+        "summary": summary.strip() or name,
+        "tags": [_tag(path)],
+        "parameters": params + [dict(p) for p in op.query],
+        "responses": _responses(op, control),
+    }
+    if description.strip():
+        out["description"] = " ".join(description.split())
+    if control:
+        out["security"] = [{"controlToken": []}, {"bearer": []}]
+        out["description"] = (out.get("description", "") + " Requires the control token; audited.").strip()
+    if op.body is not None and method != "get":
+        out["requestBody"] = {"required": False, "content": {"application/json": {"schema": op.body}}}
+    return out
+
+
+def _tag(path: str) -> str:
+    parts = [p for p in path.split("/") if p and p not in ("onlytrade", "api")]
+    return parts[0] if parts else "pages"
+
+
+def openapi_document(routes, build: dict | None = None) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for path, route in iter_routes(routes):
+        template = _CONVERTOR.sub(lambda m: "{" + m.group(1) + "}", path)
+        for method in sorted(m.lower() for m in (route.methods or ()) if m != "HEAD"):
+            paths.setdefault(template, {})[method] = operation(template, route, method)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "onlytrade-runtime",
+            "version": (build or {}).get("version", "unknown"),
+            "description": "The OnlyTrade runtime's HTTP API (Node runtime-api compatible). Success bodies are "
+                           '`{"success": true, "data": ...}` unless noted; errors are `{"success": false, "error": code, "message"?}`.',
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "controlToken": {"type": "apiKey", "in": "header", "name": "x-control-token"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            }
+        },
+    }
