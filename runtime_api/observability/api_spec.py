@@ -28,6 +28,15 @@ def body(properties: dict[str, Any], required: list[str] | None = None) -> dict[
     return schema
 
 
+# Path parameters by name: a schema and a real example, so a fuzzer reaches past the 404s.
+AGENT_ID = {"type": "string", "examples": ["demo_momentum"]}
+PATH_PARAMS: dict[str, dict[str, Any]] = {
+    "agent_id": AGENT_ID, "trader_id": AGENT_ID, "room_id": AGENT_ID,
+    "file_name": {"type": "string", "examples": ["avatar.png"]},
+    "name": {"type": "string", "examples": ["viewer.js", "viewer.css"]},
+}
+
+
 @dataclass(frozen=True)
 class Op:
     query: list[dict[str, Any]] = field(default_factory=list)
@@ -78,7 +87,7 @@ OPS: dict[str, Op] = {
     "get_trader_config": Op(errors=TRADER_404),
     "get_orders": Op(query=[TRADER_ID], errors=TRADER_404),
     "get_open_orders": Op(query=[TRADER_ID], errors=TRADER_404),
-    "get_symbols": Op(query=[TRADER_ID], errors=TRADER_404),
+    "get_symbols": Op(query=[TRADER_ID], errors=TRADER_404, envelope=False),
     "close_position": Op(body=body({"symbol": STRING}), errors={404: ["trader_not_found"]}),
     # runtime
     "get_runtime_status": Op(),
@@ -91,7 +100,6 @@ OPS: dict[str, Op] = {
                            errors={400: ["invalid_action"]}),
     "get_agent_memory": Op(query=[q("trader_id", STRING, "One agent; omitted: every lobby agent")],
                            errors={**TRADER_404, 404: ["trader_not_found", "memory_not_found"]}),
-    "get_agent_market_context": Op(),
     "get_market_context": Op(
         query=[TRADER_ID, q("symbol", STRING), q("intraday_limit", {"type": "integer", "default": 180}),
                q("daily_limit", {"type": "integer", "default": 90}), q("intraday_interval", STRING), q("source", STRING)],

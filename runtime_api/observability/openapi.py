@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.routing import Mount, Route
 
-from .api_spec import OPS, Op
+from .api_spec import OPS, PATH_PARAMS, Op
 
 _CONVERTOR = re.compile(r"{([^}:]+)(:[^}]+)?}")
 # What every operation can answer, and what every control route adds (control.control_route).
@@ -90,8 +90,8 @@ def operation(path: str, route: Route, method: str) -> dict[str, Any]:
     summary, _, description = doc.partition("\n")
     control = bool(getattr(route, "control", False))
     params = [
-        {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-        for p in _CONVERTOR.findall(path) for p in [p[0]]
+        {"name": p, "in": "path", "required": True, "schema": PATH_PARAMS.get(p, {"type": "string"})}
+        for p, _ in _CONVERTOR.findall(path)
     ]
     out: dict[str, Any] = {
         "operationId": ("onlytrade_" if path.startswith("/onlytrade/") else "") + name + ("" if method == "get" or name.startswith(("post_", "close_")) else f"_{method}"),
