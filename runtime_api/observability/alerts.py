@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ import httpx
 log = logging.getLogger("onlytrade.alerts")
 
 SERVICE = "onlytrade-runtime"
+SHUTDOWN_WAIT_S = 3.0
 SEVERITY_ICON = {"critical": ":rotating_light:", "warning": ":warning:", "info": ":information_source:"}
 
 
@@ -60,11 +62,15 @@ class Alert:
         return self.slack(service) if fmt == "slack" else self.generic(service)
 
 
-def post(url: str, alert: Alert, *, fmt: str = "slack", timeout_s: float = 3.0, service: str = SERVICE) -> bool:
+def post(url: str, alert: Alert, *, fmt: str = "slack", timeout_s: float = 3.0, service: str = SERVICE,
+         client: httpx.Client | None = None) -> bool:
     """One POST, bounded by `timeout_s`; True on a 2xx. Never raises."""
     try:
-        with httpx.Client(timeout=timeout_s) as client:
-            response = client.post(url, json=alert.payload(fmt, service))
+        if client is None:
+            with httpx.Client(timeout=timeout_s) as own:
+                response = own.post(url, json=alert.payload(fmt, service))
+        else:
+            response = client.post(url, json=alert.payload(fmt, service), timeout=timeout_s)
         if 200 <= response.status_code < 300:
             return True
         log.warning("alert webhook answered %s for %s", response.status_code, alert.kind)
@@ -124,19 +130,22 @@ class AlertSender:
         return True
 
     def _run(self) -> None:
-        while True:
-            alert = self._queue.get()
-            if alert is None:
-                return
-            ok = post(self.url, alert, fmt=self.fmt, timeout_s=self.timeout_s)
-            if ok:
-                self.sent += 1
-            else:
-                self.failed += 1
-            self.on_result(alert.kind, "sent" if ok else "failed")
+        # One client for the thread's life: building one (its TLS context) costs tens of ms of GIL.
+        with httpx.Client(timeout=self.timeout_s) as client:
+            while True:
+                alert = self._queue.get()
+                if alert is None:
+                    return
+                ok = post(self.url, alert, fmt=self.fmt, timeout_s=self.timeout_s, client=client)
+                if ok:
+                    self.sent += 1
+                else:
+                    self.failed += 1
+                self.on_result(alert.kind, "sent" if ok else "failed")
 
     def close(self, timeout_s: float | None = None) -> None:
-        """Send what is queued (bounded by one timeout per alert, at most `timeout_s` in all), then stop."""
+        """Send what is queued, waiting at most one POST timeout, capped at SHUTDOWN_WAIT_S (a dead
+        webhook never holds a shutdown; the daemon thread dies with the process)."""
         thread, self._thread = self._thread, None
         if thread is None:
             return
@@ -144,7 +153,7 @@ class AlertSender:
             self._queue.put(None, timeout=0.5)
         except queue.Full:
             return
-        thread.join(self.timeout_s * 2 if timeout_s is None else timeout_s)
+        thread.join(min(self.timeout_s, SHUTDOWN_WAIT_S) + 0.5 if timeout_s is None else timeout_s)
 
     def status(self) -> dict:
         return {"enabled": self.enabled, "format": self.fmt, "throttle_s": self.throttle_s, "queued": self._queue.qsize(),
@@ -155,3 +164,23 @@ def from_settings(settings, **kw: Any) -> AlertSender:
     return AlertSender(settings.alert_webhook_url.strip(), fmt=settings.alert_webhook_format,
                        throttle_s=settings.alert_throttle_s, timeout_s=settings.alert_timeout_ms / 1000,
                        queue_size=settings.alert_queue_size, **kw)
+
+
+def post_throttled(settings, alert: Alert, stamp: Path) -> bool:
+    """For processes without a sender (the data jobs): post unless `stamp` was touched within the
+    throttle window, so a job failing every minute alerts once per window. Never raises."""
+    url = settings.alert_webhook_url.strip()
+    if not url:
+        return False
+    try:
+        if time.time() - stamp.stat().st_mtime < settings.alert_throttle_s:
+            return False
+    except OSError:
+        pass
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.touch()
+    except OSError:
+        pass  # a full disk must not also silence the alert
+    return post(url, alert, fmt=settings.alert_webhook_format, timeout_s=settings.alert_timeout_ms / 1000,
+                service="onlytrade-data-jobs")
