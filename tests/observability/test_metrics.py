@@ -118,3 +118,27 @@ async def test_a_scrape_opens_no_file_and_reads_no_snapshot(root):
             watching[0] = False
     assert r.status_code == 200
     assert opened == []
+
+
+async def test_llm_latency_failures_and_breaker_show(root):
+    from decision.fake_openai import FakeOpenAI
+
+    with FakeOpenAI() as fake:
+        settings = make_settings(root, AGENT_LLM_ENABLED="true", OPENAI_API_KEY="sk-test-obs", OPENAI_BASE_URL=fake.base_url,
+                                 AGENT_LLM_BREAKER_FAILURES="2")
+        async with app_client(settings) as c:
+            await _start_agent(c)
+            fake.set("decision", delay_s=0.05)
+            await c.post("/api/replay/runtime/control", json={"action": "step"}, headers=AUTH)
+            fake.set("http_error", status=500, body="down", delay_s=0)
+            for _ in range(3):  # two failures open the breaker; the third cycle skips the LLM
+                await c.post("/api/replay/runtime/control", json={"action": "step"}, headers=AUTH)
+            values = samples((await c.get("/metrics")).text)
+    assert total(values, "onlytrade_llm_request_duration_seconds_count", agent=AGENT, outcome="ok") == 1
+    assert total(values, "onlytrade_llm_request_duration_seconds_sum", agent=AGENT, outcome="ok") >= 0.05
+    assert total(values, "onlytrade_llm_request_duration_seconds_count", agent=AGENT, outcome="failure") == 2
+    assert total(values, "onlytrade_llm_failures_total", reason="openai_http_500") == 2
+    assert total(values, "onlytrade_llm_calls_total") == 3
+    assert total(values, "onlytrade_llm_breaker_open", agent=AGENT) == 1
+    assert total(values, "onlytrade_decisions_total", agent=AGENT, source="llm") == 1
+    assert total(values, "onlytrade_decisions_total", agent=AGENT, source="heuristic") == 3
