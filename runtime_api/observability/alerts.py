@@ -33,6 +33,11 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _slack_escape(value: Any) -> str:
+    """Slack's three control characters: an operator's reason must not become `<!channel>`."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 @dataclass
 class Alert:
     kind: str  # e.g. kill_switch.on, data.stale, llm_breaker.open
@@ -50,8 +55,8 @@ class Alert:
         }
 
     def slack(self, service: str = SERVICE) -> dict:
-        details = ", ".join(f"{k}={v}" for k, v in self.fields.items() if v not in (None, ""))
-        text = f"{SEVERITY_ICON.get(self.severity, '')} [{service}] {self.title}".strip()
+        details = ", ".join(f"{k}={_slack_escape(v)}" for k, v in self.fields.items() if v not in (None, ""))
+        text = f"{SEVERITY_ICON.get(self.severity, '')} [{service}] {_slack_escape(self.title)}".strip()
         if details:
             text += f" ({details})"
         if self.suppressed:

@@ -18,13 +18,14 @@ _SAFE_ID = re.compile(r"[^A-Za-z0-9_.:-]")
 _AUTH_FAILURES = {401: "unauthorized_control_token", 429: "too_many_auth_failures"}
 
 
-def _request_id(scope) -> tuple[str, bool]:
+def _request_id(scope) -> str:
+    """The caller's x-request-id (letters, digits, `_.:-`, 64 at most), else a new one."""
     for name, value in scope.get("headers") or ():
         if name == b"x-request-id":
             clean = _SAFE_ID.sub("", value.decode("latin-1"))[:64]
             if clean:
-                return clean, True
-    return new_id("req_"), False
+                return clean
+    return new_id("req_")
 
 
 def route_template(scope, root_path: str) -> str:
@@ -45,9 +46,10 @@ class ObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id, given = _request_id(scope)
-        if not given:  # the control gate and the handlers read the same id from the header
-            scope["headers"] = [*scope.get("headers", ()), (b"x-request-id", request_id.encode())]
+        request_id = _request_id(scope)
+        # The control gate and the handlers read the id from the header: give them the clean one.
+        scope["headers"] = [*(h for h in scope.get("headers", ()) if h[0] != b"x-request-id"),
+                            (b"x-request-id", request_id.encode())]
         token = REQUEST_ID.set(request_id)
         root_path = str(scope.get("root_path") or "")
         status = {"code": 500}
@@ -69,6 +71,6 @@ class ObservabilityMiddleware:
             route = route_template(scope, root_path)
             method = scope.get("method", "GET")
             self.instruments.http_requests.labels(route, method, str(status["code"])).inc()
-            self.instruments.http_duration.labels(route, method).observe(time.perf_counter() - start)
+            self.instruments.http_duration.labels(route, method, str(status["code"])).observe(time.perf_counter() - start)
             if getattr(scope.get("route"), "control", False) and status["code"] in _AUTH_FAILURES:
                 self.instruments.auth_failures.labels(_AUTH_FAILURES[status["code"]]).inc()

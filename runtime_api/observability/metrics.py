@@ -38,8 +38,8 @@ class Instruments:
             f"{NS}_http_requests", "HTTP requests by route template, method and status",
             ["route", "method", "status"], registry=registry)
         self.http_duration = Histogram(
-            f"{NS}_http_request_duration_seconds", "HTTP request latency by route template (streams: their lifetime)",
-            ["route", "method"], buckets=HTTP_BUCKETS, registry=registry)
+            f"{NS}_http_request_duration_seconds", "HTTP request latency by route template and status (streams: their lifetime)",
+            ["route", "method", "status"], buckets=HTTP_BUCKETS, registry=registry)
         self.auth_failures = Counter(
             f"{NS}_auth_failures", "Refused control or metrics calls by reason", ["reason"], registry=registry)
         self.decisions = Counter(

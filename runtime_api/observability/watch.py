@@ -85,11 +85,12 @@ class StateWatcher:
             before = self._breakers.get(agent_id, "closed")
             if state != before:
                 if state == "open":
-                    self.alerts.notify(f"llm_breaker.open.{agent_id}", f"LLM breaker open for {agent_id}: heuristic decisions",
+                    # One kind for every agent: a provider outage opens them all at once (one message, a count).
+                    self.alerts.notify("llm_breaker.open", f"LLM breaker open for {agent_id}: heuristic decisions",
                                        agent=agent_id, reason=breaker.last_failure_reason,
                                        failures=breaker.consecutive_failures)
                 else:
-                    self.alerts.notify(f"llm_breaker.closed.{agent_id}", f"LLM breaker closed for {agent_id}", severity="info",
+                    self.alerts.notify("llm_breaker.closed", f"LLM breaker closed for {agent_id}", severity="info",
                                        agent=agent_id)
             self._breakers[agent_id] = state
 

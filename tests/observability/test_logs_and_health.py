@@ -33,6 +33,9 @@ def test_gate_line_on_every_change_and_json_logs_with_request_id(root):
         time.sleep(1.2)
         unnamed = httpx.get(server.base + "/api/competition", timeout=10)
         assert unnamed.headers["x-request-id"].startswith("req_")
+        hostile = httpx.post(server.base + "/api/agent/runtime/kill-switch", json={"action": "nothing"},  # audited, no change
+                             headers={"x-control-token": TOKEN, "x-request-id": "x" * 5000 + "<script>"}, timeout=10)
+        assert hostile.headers["x-request-id"] == "x" * 64
     log = server.read_log().splitlines()
     entries = [json.loads(line) for line in log if line.startswith("{")]
     assert entries and all({"ts", "level", "logger", "msg"} <= set(e) for e in entries)
@@ -46,6 +49,7 @@ def test_gate_line_on_every_change_and_json_logs_with_request_id(root):
     assert audit and audit[0]["request_id"] == "req-from-the-proxy-42"
     assert '"request_id":"req-from-the-proxy-42"' in audit[0]["msg"]  # the audit line carries the same id
     assert TOKEN not in "\n".join(log)
+    assert "x" * 65 not in "\n".join(log) and "<script>" not in "\n".join(log)  # the audit got the clean id
     uvicorn_lines = [e for e in entries if e["logger"].startswith("uvicorn")]
     assert uvicorn_lines, "uvicorn's own lines are JSON too"
 
