@@ -49,7 +49,7 @@ async def get_openapi(request: Request) -> Response:
     app = request.app
     doc = getattr(app.state, "openapi_document", None)
     if doc is None:
-        doc = openapi_document(app.routes, observer.of(app.state.ctx).build)
+        doc = openapi_document(app.routes, observer.of(app.state.ctx).build, strict=False)
         app.state.openapi_document = doc
     return JSONResponse(doc)
 

@@ -64,6 +64,10 @@ def test_a_route_missing_from_the_spec_table_fails_the_document():
 
     with pytest.raises(MissingSpec, match="get_brand_new"):
         openapi_document([Route("/api/brand-new", get_brand_new)])
+    served = openapi_document([Route("/api/brand-new/{agent_id}", get_brand_new)], strict=False)  # never a 500
+    op = served["paths"]["/api/brand-new/{agent_id}"]["get"]
+    assert op["x-onlytrade-undescribed"] is True and "4XX" in op["responses"]
+    OpenAPIV31SpecValidator(served).validate()
 
 
 def test_openapi_route_serves_the_document(root):
