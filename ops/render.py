@@ -330,8 +330,10 @@ def view_report(c: Console, d: dict) -> None:
         ("llm p95 ms", lambda a: a["llm"]["latency_ms"]["p95"]),
         ("gate holds (s)", lambda a: f"{a['gate']['forced_holds']} ({a['gate']['held_s']})"),
         ("hold reasons", lambda a: ", ".join(f"{k}:{n}" for k, n in a["gate"]["reasons"].items())),
+        ("session gate s", lambda a: a["session_gate"]["held_s"]),
     ]))
     c.print(kv("totals", d["totals"]))
+    c.print(kv("gate time (s) by status", d["gate_time_s"]))
     c.print(kv("held by operators", d["runtime_held"]))
     c.print(rows("control actions", d["control_actions"]["records"], [
         ("time", "ts"), ("action", "action"), ("actor", "actor"), ("target", "target"), ("result", "result"), ("error", "error")]))

@@ -2,8 +2,10 @@
 
 Per agent: decisions by source and readiness, fills, fees, realized and unrealized P&L, max
 drawdown, LLM calls/failures/latency, forced holds (the readiness gate) with their time and
-reasons. For the runtime: the day's control actions (control audit), the time the kill switch and
-pause held everything, and live-data freshness incidents (from the decision audit). Reads only
+reasons, and the time the session gate held it and why (`gate-events.jsonl`, written by the
+runtime's watcher on every gate change). For the runtime: seconds per gate status, the day's
+control actions (control audit), the time the kill switch and pause held everything, and
+live-data freshness incidents (decision audit and gate events). Reads only
 files, never the API, so it works for any past day and with the runtime stopped.
 
 Days are the decision logs' own day files (`<DECISIONS_DIR>/<agent>/<day>.jsonl`): the Shanghai
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime_api.journal import DAY_KEY_RE, read_jsonl
+from runtime_api.observability.watch import GATE_EVENTS
 from runtime_api.session_calendar import CN, trading_day_of
 
 from .exits import EXIT_OK, EXIT_USAGE, OpsError, Outcome
@@ -30,7 +33,7 @@ CSV_COLUMNS = [
     "trader_id", "decisions", "llm", "heuristic", "readiness_gate", "readiness_ok", "readiness_warn", "readiness_error",
     "buys", "sells", "filled_notional", "fees", "realized_pnl", "unrealized_pnl", "start_equity", "end_equity",
     "max_drawdown", "max_drawdown_pct", "llm_calls", "llm_failures", "llm_latency_ms_p50", "llm_latency_ms_p95",
-    "gate_holds", "gate_held_s",
+    "gate_holds", "gate_held_s", "session_gate_held_s",
 ]
 
 
@@ -152,6 +155,7 @@ def agent_day(records: list[dict], audits: list[dict]) -> dict[str, Any]:
                            "mean": _r(statistics.fmean(latencies), 1) if latencies else None},
         },
         "gate": {"forced_holds": holds, "held_s": _r(held_ms / 1000, 1), "reasons": hold_reasons},
+        "session_gate": {"held_s": 0.0, "reasons": {}},  # filled from gate-events.jsonl
         "first_decision": records[0].get("timestamp") if records else None,
         "last_decision": last.get("timestamp"),
     }
@@ -189,6 +193,47 @@ def _held_by_control(actions: list[dict], day_end_ms: int) -> dict[str, Any]:
             spans[what].append((start, max(start, day_end_ms)))
     return {f"{what}_s": _r(sum(end - start for start, end in s) / 1000, 1) for what, s in spans.items()} | {
         "still_on_at_end": [what for what, start in open_at.items() if start is not None]}
+
+
+def _day_bounds_ms(day: str) -> tuple[int, int]:
+    start = int(datetime.fromisoformat(f"{day}T00:00:00+08:00").timestamp() * 1000)
+    return start, start + 86_400_000
+
+
+def _gate_spans(path: Path, day: str, now_ms: int) -> list[tuple[int, int, dict]]:
+    """(start, end, event) for each gate state in force during `day` (Shanghai), clipped to it."""
+    day_start, day_end = _day_bounds_ms(day)
+    events = sorted((e for e in read_jsonl(path, MAX_LINES) if isinstance(e.get("ts_ms"), int)), key=lambda e: e["ts_ms"])
+    spans = []
+    for i, event in enumerate(events):
+        start = event["ts_ms"]
+        end = events[i + 1]["ts_ms"] if i + 1 < len(events) else min(day_end, now_ms)
+        start, end = max(start, day_start), min(end, day_end)
+        if end > start:
+            spans.append((start, end, event))
+    return spans
+
+
+def _gate_held(spans: list[tuple[int, int, dict]]) -> tuple[dict[str, dict], dict[str, float], list[dict]]:
+    """Per agent: seconds the session gate blocked it, by reason; runtime: seconds by status; gate data incidents."""
+    per_agent: dict[str, dict] = {}
+    by_status: dict[str, float] = {}
+    incidents = []
+    for start, end, event in spans:
+        seconds = (end - start) / 1000
+        by_status[event.get("status", "unknown")] = by_status.get(event.get("status", "unknown"), 0.0) + seconds
+        reasons = set()
+        for agent_id, reason in (event.get("blocked") or {}).items():
+            row = per_agent.setdefault(agent_id, {"held_s": 0.0, "reasons": {}})
+            row["held_s"] += seconds
+            row["reasons"][reason] = _r(row["reasons"].get(reason, 0.0) + seconds, 1)
+            reasons.add(reason)
+        for reason in sorted(reasons & {"live_file_stale", "live_file_error"}):
+            incidents.append({"market": "gate", "start_ts_ms": start, "end_ts_ms": end, "reason": reason,
+                              "decisions_seen": 0, "source": "session_gate"})
+    for row in per_agent.values():
+        row["held_s"] = _r(row["held_s"], 1)
+    return per_agent, {k: _r(v, 1) for k, v in by_status.items()}, incidents
 
 
 def _freshness_incidents(audits: list[dict]) -> list[dict]:
@@ -229,9 +274,14 @@ def build(settings, day: str | None = None) -> dict[str, Any]:
         audits = read_jsonl(audit_dir / agent_id / f"{day}.jsonl", MAX_LINES)
         all_audits += audits
         agents[agent_id] = agent_day(records, audits)
-    actions = _control_actions(settings.resolve(settings.runtime_state_dir) / "control-audit.jsonl", day)
-    day_end_ms = int(datetime.fromisoformat(f"{day}T23:59:59+08:00").timestamp() * 1000)
+    state_dir = settings.resolve(settings.runtime_state_dir)
+    actions = _control_actions(state_dir / "control-audit.jsonl", day)
+    day_end_ms = _day_bounds_ms(day)[1]
     now_ms = int(datetime.now().timestamp() * 1000)
+    gate_by_agent, gate_by_status, gate_incidents = _gate_held(_gate_spans(state_dir / GATE_EVENTS, day, now_ms))
+    for agent_id, held in gate_by_agent.items():
+        if agent_id in agents:
+            agents[agent_id]["session_gate"] = held
     counts: dict[str, int] = {}
     for row in actions:
         counts[str(row.get("result"))] = counts.get(str(row.get("result")), 0) + 1
@@ -250,8 +300,10 @@ def build(settings, day: str | None = None) -> dict[str, Any]:
             "llm_failures": sum(a["llm"]["failures"] for a in agents.values()),
         },
         "runtime_held": _held_by_control(actions, min(day_end_ms, now_ms)),
+        "gate_time_s": gate_by_status,  # from gate-events.jsonl: seconds per status (open, held, paused, killed)
+        "session_gate": gate_by_agent,  # every running agent the gate held, even one that never decided
         "control_actions": {"count": len(actions), "by_result": counts, "records": actions},
-        "freshness_incidents": _freshness_incidents(all_audits),
+        "freshness_incidents": _freshness_incidents(all_audits) + gate_incidents,
     }
 
 
@@ -274,6 +326,7 @@ def _csv_value(agent_id: str, a: dict, column: str) -> Any:
         "max_drawdown": a["max_drawdown"], "max_drawdown_pct": a["max_drawdown_pct"], "llm_calls": a["llm"]["calls"],
         "llm_failures": a["llm"]["failures"], "llm_latency_ms_p50": a["llm"]["latency_ms"]["p50"],
         "llm_latency_ms_p95": a["llm"]["latency_ms"]["p95"], "gate_holds": a["gate"]["forced_holds"], "gate_held_s": a["gate"]["held_s"],
+        "session_gate_held_s": a["session_gate"]["held_s"],
     }
     value = flat[column]
     return "" if value is None else value

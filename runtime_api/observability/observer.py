@@ -74,6 +74,8 @@ class Observability:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self.watcher.check()
+        await self.watcher.flush()
         self.alerts.notify("runtime.shutdown", "Runtime stopped cleanly", severity="info")
         await anyio.to_thread.run_sync(self.alerts.close)
 

@@ -2,17 +2,40 @@
 line whenever the gate or the kill switch changes, and the alerts for state changes no single
 route sees (kill switch by file or env, pause, data going stale and fresh again, LLM breakers).
 
-It only compares values already in memory, once a second; it never touches the disk.
+It compares values already in memory once a second. Only a change writes: one line appended to
+`RUNTIME_STATE_DIR/gate-events.jsonl` (in a worker thread), which `onlytrade-ops report` reads to
+say how long the gate held each agent and why, for any past day.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from pathlib import Path
+
+import anyio
+
+from ..storage import append_jsonl
 
 log = logging.getLogger("onlytrade.gate")
 
 WATCH_S = 1.0
+GATE_EVENTS = "gate-events.jsonl"
+
+
+def gate_events_path(settings) -> Path:
+    return settings.resolve(settings.runtime_state_dir) / GATE_EVENTS
+
+
+def gate_event(ctx, status: str, reason: str) -> dict:
+    gate = ctx.runtime.gate
+    return {
+        "ts_ms": int(time.time() * 1000), "mode": ctx.settings.runtime_data_mode, "status": status, "reason": reason,
+        "kill_switch_sources": ctx.svc.kill_switch.sources(), "paused_reason": ctx.runtime.paused_reason,
+        "running": list(gate.get("running_trader_ids") or []), "active": list(gate.get("active_trader_ids") or []),
+        "blocked": dict(gate.get("blocked") or {}),
+    }
 
 
 def gate_line(ctx) -> tuple[str, str, str]:
@@ -43,7 +66,8 @@ class StateWatcher:
     def __init__(self, ctx, alerts):
         self.ctx = ctx
         self.alerts = alerts
-        self._gate: tuple[str, str] | None = None
+        self._gate: tuple | None = None
+        self.pending: list[dict] = []  # gate events not yet appended to gate-events.jsonl
         self._kill: bool | None = None
         self._paused: str | None = None
         self._stale: dict[tuple[str, str], bool] = {}
@@ -55,9 +79,12 @@ class StateWatcher:
         rt = ctx.runtime
         first = self._kill is None  # the first look is the baseline: boot state is not a change
         status, reason, line = gate_line(ctx)
-        if self._gate != (status, reason):
-            log.info("%s", line)
-            self._gate = (status, reason)
+        seen = (status, reason, tuple(sorted((rt.gate.get("blocked") or {}).items())))
+        if self._gate != seen:
+            if self._gate is None or self._gate[:2] != seen[:2]:
+                log.info("%s", line)
+            self._gate = seen
+            self.pending.append(gate_event(ctx, status, reason))
 
         ks = ctx.svc.kill_switch
         kill = ks.active
@@ -113,10 +140,22 @@ class StateWatcher:
                                            file=st.get("file"))
                 self._stale[key] = stale
 
+    async def flush(self) -> None:
+        """Append the pending gate events (worker thread); kept for the next try if the disk fails."""
+        if not self.pending:
+            return
+        events, self.pending = self.pending, []
+        try:
+            await anyio.to_thread.run_sync(append_jsonl, gate_events_path(self.ctx.settings), events)
+        except OSError as exc:
+            log.warning("gate-events append failed (%s); will retry", type(exc).__name__)
+            self.pending = (events + self.pending)[-1000:]
+
     async def run(self, every_s: float = WATCH_S) -> None:
         while True:
             try:
                 self.check()
+                await self.flush()
             except Exception:
                 log.exception("state watcher failed")
             await asyncio.sleep(every_s)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 
+import anyio
 import pytest
 from obs_helpers import AUTH, TOKEN, app_client, make_settings, samples, total
 
@@ -111,6 +112,7 @@ async def test_a_scrape_opens_no_file_and_reads_no_snapshot(root):
     async with app_client(make_settings(root)) as c:
         await _start_agent(c)
         await c.post("/api/replay/runtime/control", json={"action": "step"}, headers=AUTH)
+        await anyio.sleep(1.2)  # the watcher appends the gate change of the start now, not during the scrape
         watching[0] = True
         try:
             r = await c.get("/metrics")

@@ -37,7 +37,7 @@ def replayed(tmp_path_factory):
                 break
             time.sleep(0.5)
         server.control("/api/agent/runtime/kill-switch", {"action": "activate", "reason": "report-drill", "actor": "ops-bob"})
-        time.sleep(0.3)
+        time.sleep(1.3)  # the watcher looks once a second
         server.control("/api/agent/runtime/kill-switch", {"action": "deactivate", "actor": "ops-bob"})
         server.control("/api/agent/runtime/control", {"action": "pause"})
     # stopped: the report reads only files
@@ -72,6 +72,9 @@ def test_report_matches_the_snapshots_totals(replayed):
     assert "agent.runtime.kill_switch.activate" in actions and "agent.runtime.control.pause" in actions
     assert report["runtime_held"]["kill_switch_s"] > 0 and report["runtime_held"]["still_on_at_end"] == ["pause"]
     assert report["freshness_incidents"] == []  # replay: no live files
+    gate = report["gate_time_s"]  # from gate-events.jsonl, written by the runtime on every change
+    assert gate["open"] > 0 and gate["killed"] > 0 and gate["paused"] > 0
+    assert all(a["session_gate"]["held_s"] == 0 for a in report["agents"].values())  # replay: no session gate
 
 
 def test_report_csv_tables_and_a_day_without_logs(replayed):
@@ -89,3 +92,32 @@ def test_report_csv_tables_and_a_day_without_logs(replayed):
     assert empty.code == 0 and empty.json()["agents"] == {} and "no decision logs" in empty.err
     bad = ops("report", "--day", "yesterday", root=root)
     assert bad.code == 2 and "YYYY-MM-DD" in bad.err
+
+
+def test_session_gate_time_per_agent_and_reason_from_gate_events(tmp_path):
+    from runtime_api.settings import Settings
+    from runtime_api.storage import append_jsonl
+
+    from ops import report
+
+    settings = Settings.from_env({"ONLYTRADE_ROOT": str(tmp_path)}, env_files=False)
+    day_start = 1770652800000  # 2026-02-10 00:00 Shanghai
+    base = {"mode": "live_file", "kill_switch_sources": [], "paused_reason": None, "running": ["t_001", "t_002"]}
+    append_jsonl(tmp_path / "data" / "runtime" / "gate-events.jsonl", [
+        {**base, "ts_ms": day_start - 3_600_000, "status": "held", "reason": "market_closed", "active": [],
+         "blocked": {"t_001": "market_closed", "t_002": "market_closed"}},  # overnight: counts from midnight
+        {**base, "ts_ms": day_start + 34_200_000, "status": "open", "reason": "ok", "active": ["t_001", "t_002"], "blocked": {}},
+        {**base, "ts_ms": day_start + 10 * 3_600_000, "status": "open", "reason": "partial:live_file_stale", "active": ["t_002"],
+         "blocked": {"t_001": "live_file_stale"}},
+        {**base, "ts_ms": day_start + 10 * 3_600_000 + 120_000, "status": "open", "reason": "ok", "active": ["t_001", "t_002"],
+         "blocked": {}},
+        {**base, "ts_ms": day_start + 15 * 3_600_000, "status": "held", "reason": "market_closed", "active": [],
+         "blocked": {"t_001": "market_closed", "t_002": "market_closed"}},
+    ])
+    data = report.build(settings, "2026-02-10")
+    t1, t2 = data["session_gate"]["t_001"], data["session_gate"]["t_002"]
+    assert t1["reasons"] == {"market_closed": 9.5 * 3600 + 9 * 3600, "live_file_stale": 120.0}
+    assert t2["reasons"] == {"market_closed": 9.5 * 3600 + 9 * 3600}
+    assert data["gate_time_s"]["open"] == 5.5 * 3600 and data["gate_time_s"]["held"] == 18.5 * 3600
+    stale = [i for i in data["freshness_incidents"] if i["reason"] == "live_file_stale"]
+    assert len(stale) == 1 and stale[0]["end_ts_ms"] - stale[0]["start_ts_ms"] == 120_000
