@@ -1,4 +1,9 @@
-"""Which CN symbols the jobs collect: the union of the registered agents' stock pools."""
+"""Which CN symbols the jobs collect: the registered agents' stock pools, or every manifest's.
+
+A fresh host has an empty registry but the runtime refuses to boot in strict live mode without
+frames: with no registered CN agent the jobs collect for every manifest in AGENTS_DIR, so the
+files exist before the first agent is registered.
+"""
 
 from __future__ import annotations
 
@@ -24,15 +29,25 @@ def registered_agent_ids(settings: Settings) -> list[str]:
     return sorted(registry.get("agents", {}))
 
 
-def cn_symbols(settings: Settings) -> list[str]:
-    """Sorted union of the stock pools of registered CN-A agents (those with a valid manifest)."""
-    manifests = discover(settings.resolve(settings.agents_dir))
+def _pools(manifests: Iterable[dict | None]) -> list[str]:
     symbols: set[str] = set()
-    for agent_id in registered_agent_ids(settings):
-        manifest = manifests.get(agent_id)
+    for manifest in manifests:
         if manifest and market_of(manifest) == "CN-A":
             symbols.update(s for s in manifest.get("stock_pool") or [] if _CN_SYMBOL.match(s))
     return sorted(symbols)
+
+
+def cn_symbols(settings: Settings) -> list[str]:
+    """Sorted union of the stock pools of registered CN-A agents (those with a valid manifest);
+    every manifest's pool when no CN agent with a pool is registered (a fresh host)."""
+    manifests = discover(settings.resolve(settings.agents_dir))
+    registered = _pools(manifests.get(agent_id) for agent_id in registered_agent_ids(settings))
+    return registered or _pools(manifests.values())
+
+
+def all_cn_symbols(settings: Settings) -> list[str]:
+    """Sorted union of the stock pools of every CN-A manifest in AGENTS_DIR (registered or not)."""
+    return _pools(discover(settings.resolve(settings.agents_dir)).values())
 
 
 def normalize_cn_symbols(raw: Iterable[str]) -> list[str]:

@@ -26,7 +26,7 @@ RECORDED_FAIL_AFTER_ENV = "ONLYTRADE_RECORDED_FAIL_AFTER"
 RECORDED_DELAY_ENV = "ONLYTRADE_RECORDED_DELAY_S"
 
 # Columns that hold codes: read as text so "000001" keeps its zeros.
-_TEXT_COLUMNS = {"代码": str, "板块代码": str, "关键词": str}
+_TEXT_COLUMNS = {"代码": str, "板块代码": str, "关键词": str, "股票代码": str, "日期": str}
 
 
 class VendorError(RuntimeError):
@@ -44,6 +44,10 @@ class Vendor(Protocol):
     def minute_bars(self, code: str) -> pd.DataFrame:
         """1m bars of one A-share (6-digit code): 时间 (bar end, Shanghai), 开盘, 收盘, 最高, 最低,
         成交量 (lots of 100 shares), 成交额 (CNY), 均价; the last few trading days."""
+
+    def daily_bars(self, code: str, start_date: str, end_date: str) -> pd.DataFrame:
+        """Unadjusted daily bars of one A-share between YYYYMMDD dates: 日期, 股票代码, 开盘, 收盘,
+        最高, 最低, 成交量 (lots), 成交额 (CNY), 振幅, 涨跌幅, 涨跌额, 换手率."""
 
     def index_spot(self) -> pd.DataFrame:
         """Spot quotes of the main CN indices: 代码, 名称, 最新价, 涨跌幅 (%), 涨跌额, ..."""
@@ -93,6 +97,10 @@ class AkshareVendor:
     def minute_bars(self, code: str) -> pd.DataFrame:
         return self._call("stock_zh_a_hist_min_em", symbol=code, period="1", adjust="")
 
+    def daily_bars(self, code: str, start_date: str, end_date: str) -> pd.DataFrame:
+        # adjust="" (unadjusted) so daily closes agree with the unadjusted 1-minute bars.
+        return self._call("stock_zh_a_hist", symbol=code, period="daily", start_date=start_date, end_date=end_date, adjust="")
+
     def index_spot(self) -> pd.DataFrame:
         return self._call("stock_zh_index_spot_em", symbol="沪深重要指数")
 
@@ -112,7 +120,7 @@ class AkshareVendor:
 class RecordedVendor:
     """Serves recorded AKShare responses (CSV files) from a fixtures folder.
 
-    Layout: `minute_bars/<code>.csv`, `symbol_news/<code>.csv`, `index_spot.csv`, `sector_spot.csv`,
+    Layout: `minute_bars/<code>.csv`, `daily_bars/<code>.csv`, `symbol_news/<code>.csv`, `index_spot.csv`, `sector_spot.csv`,
     `a_share_spot.csv`, `market_news.csv`. A missing file is a `VendorError`, as is every call after
     the first `fail_after` calls (to simulate a vendor failing mid-run); `delay_s` makes every call
     that slow.
@@ -142,6 +150,14 @@ class RecordedVendor:
 
     def minute_bars(self, code: str) -> pd.DataFrame:
         return self._load("minute_bars", f"minute_bars/{code}.csv")
+
+    def daily_bars(self, code: str, start_date: str, end_date: str) -> pd.DataFrame:
+        """The recorded rows between the dates (the real call filters server-side)."""
+        frame = self._load("daily_bars", f"daily_bars/{code}.csv")
+        if "日期" in frame.columns:
+            day = frame["日期"].astype(str).str.replace("-", "", regex=False)
+            frame = frame[(day >= start_date) & (day <= end_date)].reset_index(drop=True)
+        return frame
 
     def index_spot(self) -> pd.DataFrame:
         return self._load("index_spot", "index_spot.csv")

@@ -19,7 +19,7 @@ import orjson
 import typer
 from rich.console import Console
 
-from . import backups, continuity, control, reads, resets, stream
+from . import approvals, backups, continuity, control, reads, resets, stream
 from .client import Client
 from .exits import EXIT_OK, OpsError, Outcome
 from .render import render
@@ -288,6 +288,60 @@ def restore_backup(ctx: typer.Context, backup: str = typer.Argument(..., help="B
     emit(ctx, lambda: backups.restore(settings(), backup, confirm=confirm, dry_run=dry_run))
 
 
+# ---- issue 10: two-person rule and named tokens --------------------------------------------
+
+request_app = typer.Typer(help="Ask for an admin action that a SECOND admin must approve (`approve ID`); nothing runs yet.",
+                          no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(request_app, name="request")
+
+
+@request_app.command("kill-off")
+def request_kill_off(ctx: typer.Context, reason: str = typer.Argument("manual_resume")) -> None:
+    """Request the kill switch off."""
+    emit(ctx, lambda: control.kill_off(client(), reason, request_only=True))
+
+
+@request_app.command("factory-reset")
+def request_factory_reset(ctx: typer.Context,
+                          warmup: bool = typer.Option(False, "--warmup", help="Move the replay to REPLAY_WARMUP_BARS-1."),
+                          cursor: Optional[int] = typer.Option(None, "--cursor", help="Move the replay to this bar.")) -> None:
+    """Request a factory reset (every agent)."""
+    emit(ctx, lambda: resets.factory_reset(client(), warmup=warmup, cursor=cursor, confirm=True, request_only=True))
+
+
+@request_app.command("agent-reset")
+def request_agent_reset(ctx: typer.Context, agent_id: str = typer.Argument(..., metavar="ID"),
+                        full: bool = typer.Option(False, "--full"), positions_only: bool = typer.Option(False, "--positions-only"),
+                        stats_only: bool = typer.Option(False, "--stats-only")) -> None:
+    """Request a reset of one agent."""
+    emit(ctx, lambda: resets.agent_reset(client(), agent_id, resets.scope_of(full=full, positions_only=positions_only, stats_only=stats_only),
+                                         confirm=True, request_only=True))
+
+
+@app.command("pending")
+def pending_requests(ctx: typer.Context) -> None:
+    """Admin requests waiting for a second admin (auditor token or above)."""
+    emit(ctx, lambda: approvals.pending(client()))
+
+
+@app.command("approve")
+def approve(ctx: typer.Context, approval_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Confirm another admin's request: it runs now (a different admin token than the requester's)."""
+    emit(ctx, lambda: approvals.approve(client(), approval_id))
+
+
+@app.command("cancel-request")
+def cancel_request(ctx: typer.Context, approval_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Withdraw a pending request (any admin)."""
+    emit(ctx, lambda: approvals.cancel(client(), approval_id))
+
+
+@app.command("token-new")
+def token_new(ctx: typer.Context, name: str = typer.Argument(...), role: str = typer.Argument(..., help="viewer, auditor, operator or admin")) -> None:
+    """Print a fresh random token and its CONTROL_TOKENS_FILE line (name:role:sha256)."""
+    emit(ctx, lambda: approvals.new_token(name, role))
+
+
 # ---- continuity and probes ----------------------------------------------------------------
 
 
@@ -361,8 +415,20 @@ for _name, _doc in (
     ("red-blue-cn-run-once", "Write the CN red/blue breadth now (data_jobs.breadth)."),
     ("red-blue-cn-if-open", "Same, only while the CN market is open."),
     ("news-digest-cn-run-once", "Write the CN news digest now (data_jobs.news_digest)."),
+    ("daily-history-cn-run-once", "Write the CN daily history now (data_jobs.daily_history)."),
 ):
     _job_command(_name, _doc)
+
+
+# ---- issue 10: operator close of a position ----------------------------------------------
+
+
+@app.command("close-position")
+def close_position(ctx: typer.Context, agent_id: str = typer.Argument(..., help="Trader id."),
+                   symbol: str = typer.Argument(..., help="Held symbol, e.g. 600519.SH."),
+                   dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be sold; sell nothing.")) -> None:
+    """Sell a trader's whole position in one symbol now, at the latest price (T+1 respected)."""
+    emit(ctx, lambda: control.close_position(client(), agent_id, symbol, dry_run=dry_run))
 
 
 # ---- issue 11: the daily ops report -----------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 from runtime_api.manifests import AGENT_ID_RE
 
 from . import reads
+from .approvals import approval_flag as _approval, awaiting
 from .client import Client
 from .exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, OpsError, Outcome
 
@@ -50,6 +51,9 @@ def _pause_or_resume(client: Client, action: str) -> Outcome:
     replay = replay_call(client, {"action": action}, f"{action} replay")
     current = reads.status(client).data
     notes = []
+    if agent.get("persisted") is False:
+        notes.append("paused in memory only: the pause file could not be written (disk full?); "
+                     "a restart now would resume; the runtime retries the write")
     if replay.get("skipped"):
         notes.append(f"replay {action}: skipped (replay_unavailable: live_file mode); the agent runtime was {action}d")
     runtime = current.get("runtime") or {}
@@ -82,7 +86,9 @@ def step(client: Client, bars: int = 1) -> Outcome:
         out = {"action": "step", "mode": "replay", "bars": bars, "cycle": replay.get("cycle"), "state": replay.get("state")}
     cycle = out["cycle"] or {}
     if not cycle.get("ran"):
-        notes.append(f"no agent decided: {cycle.get('reason') or 'nothing to run'}")
+        # A step that ran nothing did not do what was asked: exit 1, saying why.
+        notes.append(f"step ran no decision cycle: {cycle.get('reason') or 'nothing to run'}")
+        return Outcome(out, EXIT_FAILED, view="step", notes=notes)
     return Outcome(out, view="step", notes=notes)
 
 
@@ -102,12 +108,22 @@ def set_cadence(client: Client, bars: int) -> Outcome:
 def kill_on(client: Client, reason: str = "manual_emergency_stop") -> Outcome:
     """Activate the kill switch: every agent stops, no LLM call, no order, persisted across restarts."""
     data = client.control(KILL_SWITCH, {"action": "activate", "reason": reason}, "kill switch on")
+    if data.get("persisted") is False:
+        # On in memory, but a restart would forget it: exit 1 so a script (and the operator) acts.
+        return Outcome(data, EXIT_FAILED, view="kill_switch", notes=[
+            "kill switch is ON, in memory only: the state file could not be written (disk full?)",
+            "  the runtime retries the write; until it lands a restart would forget it:",
+            "  free disk space, or touch data/runtime/KILL_SWITCH (the flag file needs no free blocks)"])
     return Outcome(data, view="kill_switch")
 
 
-def kill_off(client: Client, reason: str = "manual_resume") -> Outcome:
+def kill_off(client: Client, reason: str = "manual_resume", *, request_only: bool = False) -> Outcome:
     """Deactivate the API kill switch; exit 1 if another source (env, file) still holds it on."""
-    data = client.control(KILL_SWITCH, {"action": "deactivate", "reason": reason}, "kill switch off")
+    data = client.control(KILL_SWITCH, {"action": "deactivate", "reason": reason, **_approval(request_only)},
+                          "kill switch off")
+    parked = awaiting(data)
+    if parked is not None:
+        return parked
     ks = data.get("kill_switch") or {}
     if ks.get("active"):
         sources = ", ".join(ks.get("sources") or []) or "unknown"
@@ -118,6 +134,14 @@ def kill_off(client: Client, reason: str = "manual_resume") -> Outcome:
     return Outcome(data, EXIT_OK, view="kill_switch",
                    notes=["kill switch off: live_file agents decide again from the next cycle (in session); "
                           "a replay stays paused until `onlytrade-ops resume`"])
+
+
+def close_position(client: Client, agent_id: str, symbol: str, *, dry_run: bool = False) -> Outcome:
+    """Sell the trader's whole position in `symbol` now (T+1: shares bought today stay)."""
+    agent_id = check_agent_id(agent_id)
+    body = {"symbol": symbol, "dry_run": dry_run}
+    data = client.control(f"/api/traders/{agent_id}/close-position", body, f"close {symbol} for {agent_id}")
+    return Outcome(data, view="record", notes=[data.get("message") or ""])
 
 
 def agent_action(client: Client, agent_id: str, action: str) -> Outcome:

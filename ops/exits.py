@@ -7,10 +7,10 @@ EXIT_FAILED = 1  # a check failed (unhealthy, preflight not ok, continuity chang
 EXIT_USAGE = 2  # bad arguments, or refused: a destructive command without --confirm, restore while the runtime runs
 EXIT_UNREACHABLE = 3  # no answer from the runtime at ONLYTRADE_API_BASE (connection refused, timeout)
 
-# Passed through unchanged from the wrapped data jobs (data_jobs.jobrun) and the freshness check.
+# Passed through unchanged from the wrapped data jobs (data_jobs.jobrun). `check-live-freshness --strict`
+# exits EXIT_FAILED (1) when a required live file fails: a failed check (the Node script used 2).
 EXIT_JOB_LOCKED = 75  # another run of the same job holds its lock
 EXIT_JOB_BUDGET = 124  # the job ran past its time budget
-EXIT_FRESHNESS_STRICT = 2  # check-live-freshness --strict: a required live file is stale (the Node script's code)
 
 
 class OpsError(Exception):

@@ -24,6 +24,7 @@ JOB_COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "red-blue-cn-run-once": ("breadth", ()),
     "red-blue-cn-if-open": ("breadth", ("--if-open",)),
     "news-digest-cn-run-once": ("news_digest", ()),
+    "daily-history-cn-run-once": ("daily_history", ()),
 }
 
 

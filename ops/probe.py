@@ -1,9 +1,12 @@
 """`health-restart-probe`: is the runtime answering, and is anything listening on its port?
 
 Run every minute by `onlytrade-health-probe.timer`; a non-zero exit makes systemd try-restart the
-runtime. Unhealthy (exit 1) means /health did not answer 200 `ok:true` in time, or, for a loopback
-API base, no socket listens on the port. Listeners are counted from /proc/net/tcp{,6}, falling back
-to `ss`; the runtime's PID comes from /proc/locks (who holds the instance lock), read-only.
+runtime. Unhealthy (exit 1) means /health did not answer 200 `ok:true` in time; or its cycle
+heartbeat is stale (cycles are due but none started for HEARTBEAT_FACTOR times the cadence, at
+least HEARTBEAT_MIN_MS: a wedged scheduler); or, for a loopback API base, not exactly one socket
+listens on the port (none: nothing serves; two or more: a second server shares the port, and
+requests land on either). Listeners are counted from /proc/net/tcp{,6}, falling back to `ss`; the
+runtime's PID comes from /proc/locks (who holds the instance lock), read-only.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from .exits import EXIT_FAILED, EXIT_OK, OpsError, Outcome
 from .local import instance_lock_path, lock_holders
 
 PROBE_TIMEOUT_S = 5.0
+HEARTBEAT_FACTOR = 3
+HEARTBEAT_MIN_MS = 120_000
 TCP_LISTEN = "0A"
 
 
@@ -74,6 +79,20 @@ def listeners(port: int) -> tuple[int | None, str | None]:
     return (found, "ss") if found is not None else (None, None)
 
 
+def heartbeat_problem(health: dict, *, min_ms: int = HEARTBEAT_MIN_MS) -> str | None:
+    """Why the cycle heartbeat in a /health body is stale, or None (also when no cycle is due:
+    paused, kill switch, market closed, replay paused; and for a runtime too old to report one)."""
+    beat = health.get("cycle_heartbeat")
+    if not isinstance(beat, dict) or not beat.get("expected"):
+        return None
+    every, age = int(beat.get("expected_every_ms") or 0), int(beat.get("age_ms") or 0)
+    limit = max(min_ms, HEARTBEAT_FACTOR * every)
+    if age <= limit:
+        return None
+    what = "a decision cycle has been running" if health.get("in_flight") else "no decision cycle started"
+    return f"{what} for {age // 1000}s although one is due every {every // 1000}s: the scheduler looks wedged"
+
+
 def probe(client: Client, settings=None) -> Outcome:
     """The verdict: exit 0 healthy, 1 unhealthy (never 3: an unreachable runtime is the unhealthy case)."""
     out: dict[str, Any] = {"health_ok": False, "api_base": client.base, "api_port": api_port(client.base)}
@@ -89,8 +108,15 @@ def probe(client: Client, settings=None) -> Outcome:
     notes = []
     if not out["health_ok"]:
         notes.append("unhealthy: " + (out.get("error") or "/health did not answer ok"))
-    if local and out["listener_count"] == 0:
+    stale = heartbeat_problem(out.get("health") or {}) if out["health_ok"] else None
+    out["heartbeat_ok"] = stale is None
+    if stale:
+        notes.append("unhealthy: " + stale)
+    count = out["listener_count"]
+    if local and count == 0:
         notes.append(f"unhealthy: nothing listens on port {out['api_port']}")
-    healthy = out["health_ok"] and not (local and out["listener_count"] == 0)
+    elif local and count is not None and count > 1:
+        notes.append(f"unhealthy: {count} sockets listen on port {out['api_port']} (expected 1: a second server?)")
+    healthy = out["health_ok"] and stale is None and not (local and count is not None and count != 1)
     out["healthy"] = healthy
     return Outcome(out, EXIT_OK if healthy else EXIT_FAILED, view="probe", notes=notes)

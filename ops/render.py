@@ -72,6 +72,12 @@ def view_health(c: Console, d: dict) -> None:
     c.print(kv("health", d if isinstance(d, dict) else {"body": d}))
 
 
+def api_reason(ks: dict) -> str:
+    """The API's reason, only while the API holds the switch: after a deactivate the file keeps the
+    old reason, which must not explain a stop by KILL_SWITCH=1 or the flag file."""
+    return str(ks.get("reason") or "") if "api" in (ks.get("sources") or []) else ""
+
+
 def _runtime_table(rt: dict) -> Group:
     ks = rt.get("kill_switch") or {}
     llm = rt.get("llm") or {}
@@ -84,13 +90,26 @@ def _runtime_table(rt: dict) -> Group:
         "cycles (ok/failed/total)": f"{m.get('successfulCycles', 0)}/{m.get('failedCycles', 0)}/{m.get('totalCycles', 0)}",
         "last cycle": ago(rt.get("last_cycle_completed_ms")),
         "in_flight": rt.get("in_flight"),
-        "kill_switch": Text(f"ACTIVE ({', '.join(ks.get('sources') or [])}) {ks.get('reason') or ''}", style="bold red") if ks.get("active") else "off",
+        "kill_switch": Text(f"ACTIVE ({', '.join(ks.get('sources') or [])}) {api_reason(ks)}", style="bold red") if ks.get("active") else "off",
         "gate": "on" if (rt.get("market_session_guard") or {}).get("enabled") else "off",
         "active agents": ", ".join((rt.get("market_session_guard") or {}).get("active_trader_ids") or []) or "-",
         "held by the gate": ", ".join(f"{a} ({r})" for a, r in ((rt.get("market_session_guard") or {}).get("blocked") or {}).items()) or "-",
         "llm": f"{'on' if llm.get('effective_enabled') else 'off'} model={llm.get('model')} failures={cell(llm.get('failures'))}",
         "live data": "skipped (replay)" if (rt.get("live_data_freshness") or {}).get("skipped") else yes((rt.get("live_data_freshness") or {}).get("ok")),
+        "session phase": (rt.get("live_data_freshness") or {}).get("phase") or "-",
+        "state writes": _state_writes(rt.get("state_writes")),
     })
+
+
+def _state_writes(writes: dict | None) -> Any:
+    """`ok`, or the problems with the errno and file of the last failure (a full disk shows here)."""
+    if not writes:
+        return "-"
+    if writes.get("ok"):
+        return "ok"
+    last = next((writes[k]["last_error"] for k in ("snapshots", "kill_switch", "pause")
+                 if (writes.get(k) or {}).get("last_error")), None) or {}
+    return Text(f"FAILING {', '.join(writes.get('problems') or [])} ({last.get('errno')} on {last.get('file')})", style="bold red")
 
 
 def _replay_table(rp: dict) -> Group:
@@ -115,12 +134,14 @@ def view_status(c: Console, d: dict) -> None:
     c.print(rows("agents", rt.get("traders") or [], [
         ("trader", "trader_id"), ("decisions", "call_count"), ("in flight", "in_flight"),
         ("last error", "last_error"), ("memory error", "memory_error"), ("llm breaker", "llm_breaker"),
+        ("left out", lambda r: ", ".join(f"{s} ({why})" for s, why in (r.get("excluded_symbols") or {}).items()) or "-"),
     ]))
     c.print(_replay_table(d.get("replay") or {}))
 
 
 def view_preflight(c: Console, d: dict) -> None:
-    table = Table(title=f"live preflight: {'OK' if d.get('ok') else 'NOT OK'}", title_justify="left")
+    phase = f" (phase {d['phase']})" if d.get("phase") else ""
+    table = Table(title=f"live preflight: {'OK' if d.get('ok') else 'NOT OK'}{phase}", title_justify="left")
     for col in ("check", "level", "reason"):
         table.add_column(col, overflow="fold")
     for name, chk in (d.get("checks") or {}).items():
@@ -208,7 +229,9 @@ def view_kill_switch(c: Console, d: dict) -> None:
     c.print(kv("kill switch", {
         "active": Text("ACTIVE", style="bold red") if ks.get("active") else Text("off", style="green"),
         "sources": ", ".join(ks.get("sources") or []) or "-",
-        "reason": ks.get("reason"), "activated": f"{cell(ks.get('activated_at'))} by {cell(ks.get('activated_by'))}",
+        "reason": api_reason(ks) or "-", "activated": f"{cell(ks.get('activated_at'))} by {cell(ks.get('activated_by'))}",
+        "persisted": Text("NO: in memory only (disk full?); a restart would forget it", style="bold red")
+        if ks.get("persisted") is False else "yes",
         "deactivated": f"{cell(ks.get('deactivated_at'))} by {cell(ks.get('deactivated_by'))}",
         "runtime": (d.get("runtime") or {}).get("paused_reason") or "running",
     }))
@@ -272,7 +295,8 @@ def view_continuity_verify(c: Console, d: dict) -> None:
 
 def view_probe(c: Console, d: dict) -> None:
     c.print(kv("health-restart-probe", {
-        "healthy": yes(d.get("healthy")), "health_ok": d.get("health_ok"), "api_base": d.get("api_base"),
+        "healthy": yes(d.get("healthy")), "health_ok": d.get("health_ok"), "heartbeat_ok": d.get("heartbeat_ok"),
+        "api_base": d.get("api_base"),
         "listeners": f"{cell(d.get('listener_count'))} on port {d.get('api_port')} ({cell(d.get('listener_source'))})",
         "runtime pid": cell(d.get("runtime_pids")), "uptime_s": (d.get("health") or {}).get("uptime_s"), "error": d.get("error"),
     }))
@@ -313,10 +337,23 @@ def view_freshness(c: Console, d: dict) -> None:
 
 def view_audit(c: Console, d: dict) -> None:
     c.print(rows("control audit (newest first)", list(reversed(d.get("records") or [])), [
-        ("time", "ts"), ("action", "action"), ("actor", "actor"), ("ip", "ip"), ("target", "target"),
+        ("time", "ts"), ("action", "action"), ("holder", "holder"), ("actor", "actor"), ("ip", "ip"), ("target", "target"),
         ("result", lambda r: Text(str(r.get("result")), style="green" if r.get("result") in ("ok", "dry_run") else "bold red")),
-        ("error", "error"),
+        ("error", lambda r: r.get("error") or (f"{r['count']} calls: {', '.join(r.get('errors') or {})}" if r.get("count") else None)),
     ]))
+
+
+def view_approval(c: Console, d: dict) -> None:
+    a = d.get("approval") or {}
+    c.print(kv("waiting for a second admin", {k: a.get(k) for k in ("approval_id", "action", "target", "requested_by", "expires_at")}))
+
+
+def view_approvals(c: Console, d: dict) -> None:
+    c.print(rows(f"pending admin requests (two-person rule {'on' if d.get('two_person') else 'off'}, window {d.get('window_s')} s)",
+                 d.get("pending") or [], [
+                     ("id", "approval_id"), ("action", "action"), ("target", "target"), ("requested by", "requested_by"),
+                     ("requested", "requested_at"), ("expires", "expires_at"),
+                 ]))
 
 
 def view_report(c: Console, d: dict) -> None:
@@ -348,3 +385,4 @@ VIEWS: dict[str, Callable[[Console, Any], None]] = {
 
 def render(console: Console, view: str | None, data: Any) -> None:
     VIEWS.get(view or "record", view_record)(console, data)
+

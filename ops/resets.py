@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .client import Client
 from .control import check_agent_id
+from .approvals import approval_flag as _approval, awaiting
 from .exits import EXIT_USAGE, OpsError, Outcome
 
 FACTORY_RESET = "/api/dev/factory-reset"
@@ -44,13 +45,16 @@ def factory_reset_text(body: dict) -> str:
 
 
 def factory_reset(client: Client, *, warmup: bool = False, cursor: int | None = None, confirm: bool = False,
-                  dry_run: bool = False) -> Outcome:
+                  dry_run: bool = False, request_only: bool = False) -> Outcome:
     """POST /api/dev/factory-reset; refuses (exit 2) without confirm unless it is a dry run."""
     body = factory_body(warmup=warmup, cursor=cursor, dry_run=dry_run)
     if not confirm and not dry_run:
         raise OpsError(EXIT_USAGE, "refused without --confirm: " + factory_reset_text(body)
                        + " Rerun with --confirm, or with --dry-run to see the plan.", {"would_send": body})
-    data = client.control(FACTORY_RESET, body, "factory reset", timeout=RESET_TIMEOUT_S)
+    data = client.control(FACTORY_RESET, {**body, **_approval(request_only)}, "factory reset", timeout=RESET_TIMEOUT_S)
+    parked = awaiting(data)
+    if parked is not None:
+        return parked
     notes = []
     if dry_run:
         notes.append("dry run: nothing changed")
@@ -67,7 +71,8 @@ def scope_of(*, full: bool, positions_only: bool, stats_only: bool) -> str:
     return chosen[0]
 
 
-def agent_reset(client: Client, agent_id: str, scope: str, *, confirm: bool = False, dry_run: bool = False) -> Outcome:
+def agent_reset(client: Client, agent_id: str, scope: str, *, confirm: bool = False, dry_run: bool = False,
+                request_only: bool = False) -> Outcome:
     """POST /api/dev/reset-agent for one agent; refuses (exit 2) without confirm unless it is a dry run."""
     agent_id = check_agent_id(agent_id)
     if scope not in SCOPES:
@@ -77,7 +82,10 @@ def agent_reset(client: Client, agent_id: str, scope: str, *, confirm: bool = Fa
         raise OpsError(EXIT_USAGE, f"refused without --confirm: agent-reset would {SCOPE_TEXT[scope]} for {agent_id}; "
                        "other agents are untouched and the snapshot is backed up first. "
                        "Rerun with --confirm, or with --dry-run to see the plan.", {"would_send": body})
-    data = client.control(RESET_AGENT, body, f"reset agent {agent_id}", timeout=RESET_TIMEOUT_S)
+    data = client.control(RESET_AGENT, {**body, **_approval(request_only)}, f"reset agent {agent_id}", timeout=RESET_TIMEOUT_S)
+    parked = awaiting(data)
+    if parked is not None:
+        return parked
     notes = []
     if dry_run:
         notes.append("dry run: nothing changed")

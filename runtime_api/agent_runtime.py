@@ -20,12 +20,15 @@ from typing import Any
 
 import anyio
 
-from . import market_gate, portfolio
+from . import market_gate, portfolio, replay_position
 from .decision import LlmBreaker, LlmDecider, run_decision
 from .journal import audit_record
+from .market import sanity
 from .market.supplemental import news_titles, normalize_breadth, overview_brief
+from .round_log import outcome_label, round_line
 from .services import Services
 from .session_calendar import market_of_exchange, trading_day_of
+from .state_health import WriteHealth
 from .storage import CorruptFileError, read_json, write_json_atomic
 
 log = logging.getLogger("onlytrade.runtime")
@@ -35,6 +38,7 @@ HISTORY_LIMIT = 120
 INTRADAY_BARS = 180
 DAILY_BARS = 180
 MANIFEST_RESCAN_S = 30.0
+PERSIST_RETRY_S = 5.0
 
 
 def iso_now() -> str:
@@ -52,17 +56,22 @@ class AgentRuntime:
         self.settings = s
         self.pause_file = s.resolve(s.runtime_state_dir) / "runtime-pause.json"
         self.paused_reason: str | None = self._load_pause()
+        self.pause_persisted = True
+        self.pause_write_health = WriteHealth("pause")
         self.cycle_ms = s.agent_runtime_cycle_ms
         self.decision_every_bars = s.agent_decision_every_bars
         self.metrics = {"totalCycles": 0, "successfulCycles": 0, "failedCycles": 0}
         self.last_cycle_started_ms: int | None = None
         self.last_cycle_completed_ms: int | None = None
+        self.idle_at_ms = wall_ms()  # the last scheduler tick at which no cycle was due (heartbeat())
         self.history: dict[str, deque] = {}
         self.in_flight: set[str] = set()
         self.generation: Counter[str] = Counter()
         self.discarded_cycles = 0
         self.sink_errors: Counter[str] = Counter()
         self.agent_errors: dict[str, str] = {}
+        # agent id -> {symbol: reason} of the pool symbols left out of its last cycle's candidates
+        self.exclusions: dict[str, dict[str, str]] = {}
         self.llm_failures: Counter[str] = Counter()
         self.llm_calls = Counter()
         self.breakers: dict[str, LlmBreaker] = {}
@@ -72,6 +81,7 @@ class AgentRuntime:
         self._locks: dict[str, asyncio.Lock] = {}
         self._bars_since_cycle = 0
         self._tasks: set[asyncio.Task] = set()
+        self._outcomes: dict[str, str] = {}  # agent -> fill / hold reason, for the round's log line
         self._stopping = False
         self._refresh_lock = asyncio.Lock()
         self.llm = LlmDecider(s) if s.llm_configured else None
@@ -79,6 +89,24 @@ class AgentRuntime:
         # GIL and starve the event loop (measured: 25-34 stalls >20 ms per 30 s with the default
         # limiter, 0-2 with one thread, same cycle throughput).
         self.worker = anyio.CapacityLimiter(1)
+        self.replay_position_file = replay_position.path_in(s.resolve(s.runtime_state_dir))
+        if self.replay_active:
+            replay_position.restore(self.replay_position_file, svc.replay)
+
+    @property
+    def replay_active(self) -> bool:
+        return self.svc.replay is not None and not self.settings.live_mode
+
+    async def save_replay_position(self) -> bool:
+        """Persist the replay position (see replay_position); False, logged, when the write fails."""
+        if not self.replay_active:
+            return True
+        try:
+            await anyio.to_thread.run_sync(replay_position.save, self.replay_position_file, self.svc.replay, limiter=self.worker)
+        except OSError:
+            log.exception("could not save the replay position")
+            return False
+        return True
 
     # ---- state -------------------------------------------------------------------------
 
@@ -111,20 +139,55 @@ class AgentRuntime:
             return "market_gate" if self.gate.get("enabled") else "no_running_agents"
         return None
 
-    async def pause(self, reason: str = "manual") -> None:
-        """Pause until an explicit resume, across restarts too (persisted atomically)."""
+    async def pause(self, reason: str = "manual", *, strict: bool = False) -> bool:
+        """Pause until an explicit resume, across restarts too (persisted atomically); returns
+        whether the pause reached the disk. A pause is a safety action: it holds in memory even when
+        the write fails (and is retried), unless `strict` (a reset must persist before it changes
+        anything: the OSError is raised and nothing changed)."""
+        if strict:
+            await anyio.to_thread.run_sync(self._save_pause, reason, limiter=self.worker)
         self.paused_reason = reason
-        await anyio.to_thread.run_sync(self._save_pause, limiter=self.worker)
+        persisted = strict or await self._try_save_pause()
         self.bump()
+        return persisted
 
     async def resume(self) -> None:
+        """Resume only once the file says so: a failed write (OSError) leaves the runtime paused."""
+        await anyio.to_thread.run_sync(self._save_pause, None, limiter=self.worker)
         self.paused_reason = None
-        await anyio.to_thread.run_sync(self._save_pause, limiter=self.worker)
         self.refresh_gate()
         self.bump()
 
-    def _save_pause(self) -> None:
-        write_json_atomic(self.pause_file, {"paused_reason": self.paused_reason, "updated_at": iso_now()})
+    async def _try_save_pause(self) -> bool:
+        try:
+            await anyio.to_thread.run_sync(self._save_pause, self.paused_reason, limiter=self.worker)
+        except OSError:
+            self.pause_persisted = False
+            log.warning("PAUSE IS IN MEMORY ONLY: %s could not be written; a restart now would resume; retrying",
+                        self.pause_file.name)
+            return False
+        return True
+
+    def _save_pause(self, reason: str | None) -> None:
+        try:
+            write_json_atomic(self.pause_file, {"paused_reason": reason, "updated_at": iso_now()})
+        except OSError as exc:
+            self.pause_write_health.failed(exc, self.pause_file)
+            raise
+        self.pause_persisted = True  # what is in memory is on disk now
+        self.pause_write_health.ok()
+
+    async def retry_unpersisted_state(self) -> None:
+        """Write a pause or a kill switch that holds in memory only (full disk at the time), and
+        probe the snapshot directory after failed saves."""
+        if not self.pause_persisted and self.paused_reason is not None:
+            if await self._try_save_pause():
+                log.warning("pause (%s) is persisted now", self.paused_reason)
+        if not self.svc.kill_switch.persisted:
+            if await anyio.to_thread.run_sync(self.svc.kill_switch.retry_persist, limiter=self.worker):
+                log.warning("kill switch is persisted now")
+        if self.svc.memory.write_health.failing:
+            await anyio.to_thread.run_sync(self.svc.memory.probe_write, limiter=self.worker)
 
     def _load_pause(self) -> str | None:
         try:
@@ -146,6 +209,29 @@ class AgentRuntime:
             "last_cycle_completed_ms": self.last_cycle_completed_ms,
         }
 
+    def cycles_expected(self) -> bool:
+        """Whether the scheduler should be starting cycles now (running, and in replay mode the replay
+        advancing): only then is a missing cycle a sign of a wedged scheduler."""
+        if not self.running:
+            return False
+        if self.settings.live_mode:
+            return True
+        replay = self.svc.replay
+        return replay is not None and replay.running and not replay.completed
+
+    def _scheduler_tick(self) -> None:
+        if not self.cycles_expected():
+            self.idle_at_ms = wall_ms()
+
+    def heartbeat(self) -> dict:
+        """The cycle heartbeat for probes: how long since the last cycle started (or since cycles
+        became due), and how often they are due. A scheduler that stopped ticking, or a cycle that
+        never ends, makes `age_ms` grow past a few `expected_every_ms`."""
+        if not self.cycles_expected():
+            return {"expected": False, "expected_every_ms": None, "age_ms": None}
+        since = max(self.last_cycle_started_ms or 0, self.idle_at_ms)
+        return {"expected": True, "expected_every_ms": self.effective_cycle_ms(), "age_ms": max(0, wall_ms() - since)}
+
     def effective_cycle_ms(self) -> int:
         if self.settings.live_mode or not self.svc.replay:
             return self.cycle_ms
@@ -157,7 +243,7 @@ class AgentRuntime:
             self.cycle_ms = int(min(120000, max(3000, value)))
         else:
             speed = self.svc.replay.status()["speed"]
-            self.decision_every_bars = max(1, round(value * speed / 60000))
+            self.decision_every_bars = int(min(240, max(1, round(min(value, 1e9) * speed / 60000))))
         self.bump()
 
     def set_decision_every_bars(self, value: float) -> None:
@@ -180,6 +266,7 @@ class AgentRuntime:
         for agent_id in agent_ids if agent_ids is not None else list(self.history):
             self.history.pop(agent_id, None)
             self.agent_errors.pop(agent_id, None)
+            self.exclusions.pop(agent_id, None)
         if agent_ids is None:
             self.metrics = {k: 0 for k in self.metrics}
         self.bump()
@@ -227,8 +314,12 @@ class AgentRuntime:
         agents = [a for a in self.gate.get("active_trader_ids", []) if a not in self.in_flight]
         if not agents:
             return {"ran": False, "reason": "nothing_to_run" if self.in_flight else self.state_reason(), "decisions": []}
+        # Saved before any snapshot of this round, so after a crash the snapshots are never ahead of the replay.
+        if not await self.save_replay_position():
+            return {"ran": False, "reason": "replay_position_unsaved", "decisions": []}
         self.last_cycle_started_ms = wall_ms()
         self.metrics["totalCycles"] += 1
+        replay_at_start = self.svc.replay.status() if self.svc.replay else None
         results: dict[str, dict | None] = {}
 
         async def one(agent_id: str) -> None:
@@ -239,6 +330,8 @@ class AgentRuntime:
                 tg.start_soon(one, agent_id)
         failed = [a for a, r in results.items() if r is None and a in self.agent_errors]
         self.metrics["failedCycles" if failed else "successfulCycles"] += 1
+        labels = {a: self._outcomes.pop(a) for a in agents if a in self._outcomes}
+        log.info("%s", round_line(self.metrics["totalCycles"], labels, failed, replay_at_start))
         self.last_cycle_completed_ms = wall_ms()
         self.bump()
         return {
@@ -280,7 +373,8 @@ class AgentRuntime:
         clock = self.clock_ms()
         replay_status = self.svc.replay.status() if self.svc.replay else None
         trading_day = (replay_status or {}).get("trading_day") or trading_day_of(clock, market)
-        gathered = await anyio.to_thread.run_sync(self._gather, manifest, snapshot, market, clock, trading_day, limiter=self.worker)
+        session = self.svc.replay.session() if self.replay_active else None
+        gathered = await anyio.to_thread.run_sync(self._gather, manifest, snapshot, market, clock, trading_day, session, limiter=self.worker)
         cycle_number = int((snapshot.get("stats") or {}).get("decisions") or 0) + 1
         now_iso = iso_now()
         breaker = self.breaker_for(agent_id) if self.llm else None
@@ -308,39 +402,52 @@ class AgentRuntime:
             new_snapshot = await anyio.to_thread.run_sync(
                 lambda: portfolio.apply_decision(
                     gathered["snapshot"], record=record, fill=outcome.fill, trading_day=trading_day,
-                    replay=replay_block, settings=s, now_iso=now_iso,
+                    replay=replay_block, settings=s, now_iso=now_iso, session=session,
                 ),
                 limiter=self.worker,
             )
             await anyio.to_thread.run_sync(memory.save, agent_id, new_snapshot, limiter=self.worker)
         self.agent_errors.pop(agent_id, None)
+        self._outcomes[agent_id] = outcome_label(record, outcome.audit_fields)
         record["trader_id"] = agent_id
         self.history.setdefault(agent_id, deque(maxlen=HISTORY_LIMIT)).appendleft(record)
         self.bump()
         await self._sinks(agent_id, manifest, market, record, outcome, gathered)
         return record
 
-    def _gather(self, manifest: dict, snapshot: dict, market: str, clock: int, trading_day: str) -> dict:
+    def _gather(self, manifest: dict, snapshot: dict, market: str, clock: int, trading_day: str, session: str | None = None) -> dict:
         """Collect frames, re-mark every holding and assemble the decision inputs (worker thread)."""
         s = self.settings
         svc = self.svc
         pool = list(manifest.get("stock_pool") or []) or svc.market.symbols()
+        if self.replay_active:
+            # A symbol the replay day does not cover is no candidate: its newest bars are another day's.
+            at_cursor = svc.replay.symbols_at_cursor()
+            pool = [symbol for symbol in pool if symbol in at_cursor]
         pool = pool[: s.agent_candidate_symbol_limit]
         candidates: dict[str, dict] = {}
+        excluded: dict[str, str] = {}
+        file_reason = self._live_file_hold_reason(market) if s.strict_live_mode else None
         for symbol in pool:
+            if file_reason:
+                excluded[symbol] = file_reason
+                continue
             try:
                 intraday = svc.market.get_frames(symbol, "1m", INTRADAY_BARS)["frames"]
                 daily = svc.market.get_frames(symbol, "1d", DAILY_BARS)["frames"]
             except Exception as exc:
                 if s.strict_live_mode:
+                    excluded[symbol] = "symbol_missing"
                     continue
                 log.debug("no frames for %s: %s", symbol, exc)
                 intraday, daily = [], []
+            health = svc.market.assess(symbol, intraday, daily)
+            # Bad prices exclude a symbol in every mode; missing or stale data only in strict live mode.
+            if not health["usable"] and (s.strict_live_mode or health["reason"] in _SANITY_REASONS):
+                excluded[symbol] = health["reason"]
+                continue
             candidates[symbol] = {"intraday": intraday, "daily": daily}
-        if s.strict_live_mode and not any(c["intraday"] for c in candidates.values()):
-            status = (svc.live.frames.get(market) or None)
-            err = status.status().get("last_error") if status else "missing"
-            raise _CycleError("live_file_error" if err else "live_file_stale")
+        self.exclusions[manifest.get("agent_id") or ""] = excluded
         held = [h["symbol"] for h in snapshot.get("holdings") or [] if h.get("shares")]
         prices = {}
         for symbol in set(held) | set(candidates):
@@ -351,15 +458,28 @@ class AgentRuntime:
         return {
             "candidates": candidates,
             "snapshot": snapshot,
-            "portfolio": portfolio.portfolio_input(snapshot, trading_day),
+            "portfolio": portfolio.portfolio_input(snapshot, trading_day, session),
             "memory_state": {
                 "replay": snapshot.get("replay"),
                 "stats": snapshot.get("stats"),
                 "holdings": snapshot.get("holdings"),
                 "recent_actions": snapshot.get("recent_actions"),
             },
-            "extras": self._extras(market, clock, candidates),
+            "extras": {**self._extras(market, clock, candidates), "excluded_symbols": excluded},
         }
+
+    def _live_file_hold_reason(self, market: str) -> str | None:
+        """Strict live mode: a frames file with an error or stale forces every symbol to hold, with
+        or without the session guard."""
+        provider = self.svc.live.frames.get(market)
+        if provider is None:
+            return "live_file_missing"
+        status = provider.status()
+        if status.get("last_error"):
+            return f"live_file_error:{status['last_error']}"
+        if status.get("stale"):
+            return f"live_file_stale:{status.get('stale_reason')}"
+        return None
 
     def _extras(self, market: str, clock: int, candidates: dict[str, dict]) -> dict:
         live = self.svc.live
@@ -438,6 +558,7 @@ class AgentRuntime:
         if self.svc.replay is not None and not s.live_mode:
             while not self._stopping:
                 await asyncio.sleep(s.replay_tick_ms / 1000)
+                self._scheduler_tick()
                 if self.kill_active:
                     continue
                 advanced = self.svc.replay.tick()
@@ -452,6 +573,7 @@ class AgentRuntime:
             last_cycle = wall_ms()
             while not self._stopping:
                 await asyncio.sleep(0.25)
+                self._scheduler_tick()
                 now = wall_ms()
                 if now - last_gate >= s.agent_session_guard_check_ms:
                     last_gate = now
@@ -473,6 +595,15 @@ class AgentRuntime:
             except Exception:
                 log.exception("manifest rescan failed")
 
+    async def retry_persistence(self, every_s: float = PERSIST_RETRY_S) -> None:
+        """Keep trying to write a pause or kill switch that a full disk left in memory only."""
+        while not self._stopping:
+            await asyncio.sleep(every_s)
+            try:
+                await self.retry_unpersisted_state()
+            except Exception:
+                log.exception("state persistence retry failed")
+
     def note_replay_step(self) -> None:
         self._bars_since_cycle = 0
 
@@ -481,12 +612,10 @@ class AgentRuntime:
         self._stopping = True
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout_s)
+        await self.save_replay_position()
 
 
-class _CycleError(Exception):
-    def __init__(self, code: str):
-        super().__init__(code)
-        self.code = code
+_SANITY_REASONS = frozenset({sanity.NON_FINITE_PRICE, sanity.PRICE_LIMIT_BREAK})
 
 
 def _fresh_payload(provider) -> dict | None:

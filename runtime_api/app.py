@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -12,7 +13,9 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .access.gate import AccessConfigError, build_access
 from .agent_runtime import AgentRuntime
+from .audience import install_audience
 from .context import AppContext
 from .control import ControlAudit
 from .errors import ApiError
@@ -21,8 +24,9 @@ from .observability.observer import Observability
 from .responses import fail
 from .routes import all_routes
 from .routes.rooms import install_viewer_streams
-from .services import build_services
+from .services import BootError, build_services
 from .settings import Settings
+from .state_files import prune_backups, remove_stale_temp_files, state_dirs
 
 log = logging.getLogger("onlytrade.app")
 
@@ -44,16 +48,35 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
 
 
 def build_context(settings: Settings) -> AppContext:
+    # Housekeeping before anything writes: temp files of killed writers, backups past retention.
+    remove_stale_temp_files(state_dirs(settings))
+    prune_backups(settings.resolve(settings.backups_dir), keep_last=settings.backups_keep_last,
+                  max_age_days=settings.backups_max_age_days)
     svc = build_services(settings)
     ctx = AppContext(settings=settings, svc=svc, runtime=AgentRuntime(svc))
     ctx.control_audit = ControlAudit(settings.resolve(settings.runtime_state_dir) / "control-audit.jsonl")
+    try:
+        ctx.access = build_access(settings, limiter=ctx.auth_failures)
+    except AccessConfigError as exc:
+        raise BootError(str(exc)) from None
     install_viewer_streams(ctx)  # ctx.extra["viewer_streams"]; listens to every decision
+    install_audience(ctx)  # ctx.extra["audience"]: chat, narration, bets, speech
     Observability(ctx).attach()  # ctx.extra["observability"]: metrics, alerts, the Gate log line
     if ctx.runtime.paused_reason:
         log.warning("runtime paused (%s) since before this boot: no cycles until an explicit resume", ctx.runtime.paused_reason)
     if svc.kill_switch.active:
         log.warning("kill switch active at boot (sources: %s): no cycles until it is cleared", ",".join(svc.kill_switch.sources()))
     return ctx
+
+
+def web_dist(settings: Settings) -> Path | None:
+    """The built front end to serve (ONLYTRADE_WEB_DIST), or None; a folder without index.html stops boot."""
+    if not settings.onlytrade_web_dist:
+        return None
+    dist = settings.resolve(settings.onlytrade_web_dist)
+    if not (dist / "index.html").is_file():
+        raise BootError(f"ONLYTRADE_WEB_DIST: no index.html in {dist}")
+    return dist
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -67,6 +90,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         loop_task = asyncio.create_task(ctx.runtime.run_forever(), name="agent-runtime")
         monitor_task = asyncio.create_task(ctx.loop_monitor.run(), name="loop-monitor")
         rescan_task = asyncio.create_task(ctx.runtime.maintain(), name="manifest-rescan")
+        audit_task = asyncio.create_task(ctx.control_audit.run_flusher(), name="audit-flush")
+        audience_tasks = ctx.extra["audience"].tasks()
+        persist_task = asyncio.create_task(ctx.runtime.retry_persistence(), name="persist-retry")
         observability = ctx.extra["observability"]
         await observability.start()
         ctx.ready = True
@@ -76,16 +102,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ctx.ready = False
             await ctx.extra["viewer_streams"].close()
             await ctx.runtime.drain(SHUTDOWN_DRAIN_S)
-            for task in (loop_task, monitor_task, rescan_task):
+            await ctx.runtime.retry_unpersisted_state()  # a last try for a kill switch held in memory only
+            if not ctx.svc.kill_switch.persisted:
+                log.error("stopping with the kill switch ON IN MEMORY ONLY: the next boot will not have it; "
+                          "touch %s before starting again", ctx.svc.kill_switch.flag_file)
+            for task in (loop_task, monitor_task, rescan_task, audit_task, persist_task, *audience_tasks):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await ctx.control_audit.flush(all_minutes=True)
             if ctx.runtime.llm is not None:
                 await ctx.runtime.llm.aclose()
+            await ctx.extra["audience"].aclose()
             await observability.stop()
 
     app = Starlette(
-        routes=all_routes(),
+        routes=all_routes(web_dist(settings)),
         exception_handlers={ApiError: on_api_error, HTTPException: on_http_error, Exception: on_unexpected},
         lifespan=lifespan,
         middleware=[Middleware(ObservabilityMiddleware, instruments=ctx.extra["observability"].instruments)],

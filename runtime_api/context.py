@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from .access.gate import Access
 from .agent_runtime import AgentRuntime
 from .control import ControlAudit, FailureLimiter
 from .errors import ApiError
@@ -26,6 +27,7 @@ class AppContext:
     auth_failures: FailureLimiter = field(default_factory=FailureLimiter)
     loop_monitor: LoopMonitor = field(default_factory=LoopMonitor)
     control_audit: ControlAudit | None = None
+    access: Access | None = None  # tokens, roles, trusted proxies, approvals (issue 10)
     boot_monotonic: float = field(default_factory=time.monotonic)
     boot_iso: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
     ready: bool = False

@@ -1,18 +1,19 @@
 """The control plane's one gate: every mutating route is built by `control_route`.
 
-It rate-limits failed attempts per client, checks the control token (header `x-control-token`,
-then `Authorization: Bearer`, then the body's `control_token`, compared in constant time) before
-any validation, and appends one audit line per call — accepted, rejected, unauthorized, invalid
-or dry run — to the control audit file and to stdout. The token itself is never logged.
+It identifies the caller's token (header `x-control-token`, then `Authorization: Bearer`, then the
+body's `control_token`; see access.tokens for named tokens and roles) before any validation and
+serves a valid token whatever the failure limiter says: only failures are limited, per real
+client (access.client_address), with a growing backoff. A token's role must cover the route
+(403 `insufficient_role`); with the two-person rule an admin action waits for a second admin
+(access.approvals). Every call by a token holder gets one audit line naming the holder; calls
+without a valid token are counted per client per minute (access.audit_fields). The token itself
+is never logged.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -24,17 +25,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .access.audit_fields import RejectionCounter, claim
+from .access.limiter import FailureLimiter
+from .access.tokens import Holder
 from .errors import ApiError
 from .http import json_body, truthy
 from .ids import new_id
-from .responses import fail
+from .responses import fail, ok
 from .storage import append_jsonl
+
+__all__ = ["ControlAudit", "ControlCall", "FailureLimiter", "control_route", "read_route"]
 
 log = logging.getLogger("onlytrade.control")
 
 _ACTION_SAFE = re.compile(r"[^a-z0-9_.]")
-FAILURE_WINDOW_S = 60.0
-FAILURE_BURST = 10
+# CONTROL_API_ALLOW_UNAUTHENTICATED (loopback only): callers act as this holder.
+OPEN_HOLDER = Holder("unauthenticated", "admin", b"")
 
 
 def extract_token(request: Request, body: dict) -> str:
@@ -48,56 +54,52 @@ def extract_token(request: Request, body: dict) -> str:
     return token.strip() if isinstance(token, str) else ""
 
 
-def token_matches(given: str, expected: str) -> bool:
-    a, b = given.encode(), expected.encode()
-    # compare_digest is constant-time for equal lengths; a length mismatch is simply a mismatch.
-    return bool(expected) and hmac.compare_digest(a, b)
-
-
-def client_ip(request: Request) -> str:
-    forwarded = request.headers.get("x-forwarded-for", "")
-    if forwarded.strip():
-        return forwarded.split(",")[0].strip()
-    return request.client.host if request.client else "unknown"
-
-
-class FailureLimiter:
-    """Sliding-window count of failed auth attempts per client: 429 after a burst."""
-
-    def __init__(self, burst: int = FAILURE_BURST, window_s: float = FAILURE_WINDOW_S, clock=time.monotonic):
-        self.burst, self.window_s, self.clock = burst, window_s, clock
-        self._hits: dict[str, deque] = {}
-
-    def blocked(self, ip: str) -> bool:
-        hits = self._hits.get(ip)
-        if not hits:
-            return False
-        cutoff = self.clock() - self.window_s
-        while hits and hits[0] < cutoff:
-            hits.popleft()
-        return len(hits) >= self.burst
-
-    def clear(self) -> None:
-        self._hits.clear()
-
-    def failure(self, ip: str) -> None:
-        hits = self._hits.setdefault(ip, deque())
-        hits.append(self.clock())
-        if len(self._hits) > 10000:  # bounded memory under a spray of source addresses
-            self._hits.clear()
-
-
 class ControlAudit:
-    """Durable JSONL audit of control calls, mirrored to stdout as `[control_audit] {...}`."""
+    """Durable JSONL audit of control calls, mirrored to stdout as `[control_audit] {...}`.
+
+    Calls by token holders are written one line each; calls without a valid token only bump a
+    per-client, per-minute counter, written as one line when the minute is over (or on a read
+    of the audit, or at shutdown).
+    """
+
+    FLUSH_EVERY_S = 15.0
 
     def __init__(self, path):
         self.path = path
+        self.rejections = RejectionCounter()
 
     async def write(self, entry: dict) -> None:
-        line = orjson.dumps(entry).decode()
-        log.info("[control_audit] %s", line)
+        log.info("[control_audit] %s", orjson.dumps(entry).decode())
+        await self._append([entry] + self.rejections.take())
+
+    LOGGED_CLIENTS = 20  # a spray from many addresses must not become a log flood either
+
+    def reject(self, ip: str, action: str, error: str, ts: str) -> None:
+        if self.rejections.add(ip, action, error, ts) and self.rejections.clients() <= self.LOGGED_CLIENTS:
+            log.warning("[control_audit] rejected control call from %s (%s, %s); further rejections from it "
+                        "this minute are counted, not logged one by one", ip, action, error)
+
+    async def flush(self, *, all_minutes: bool = False) -> None:
+        lines = self.rejections.take(all_minutes=all_minutes)
+        for line in lines:
+            log.info("[control_audit] %s", orjson.dumps(line).decode())
+        await self._append(lines)
+
+    async def run_flusher(self) -> None:
+        while True:
+            await anyio.sleep(self.FLUSH_EVERY_S)
+            await self.flush()
+
+    async def _append(self, entries: list[dict]) -> None:
+        if not entries:
+            return
+
+        def append_all() -> None:
+            for entry in entries:
+                append_jsonl(self.path, entry)
+
         try:
-            await anyio.to_thread.run_sync(append_jsonl, self.path, entry)
+            await anyio.to_thread.run_sync(append_all)
         except OSError:
             log.exception("control audit append failed")
 
@@ -117,6 +119,7 @@ class ControlCall:
     action: str
     target: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    holder: Holder | None = None
 
     @property
     def dry_run(self) -> bool:
@@ -124,13 +127,20 @@ class ControlCall:
 
 
 Handler = Callable[[ControlCall], Awaitable[Response]]
+RoleRule = str | Callable[[dict], str]
 
 
 def _result_of(status: int, dry_run: bool) -> str:
+    if status == 202:
+        return "pending_approval"
     if status < 400:
         return "dry_run" if dry_run else "ok"
-    if status in (401, 429, 503) :
+    if status in (401, 429):
         return "unauthorized"
+    if status == 403:
+        return "forbidden"
+    if status == 503:
+        return "unavailable"
     if status == 400 or status == 413:
         return "invalid"
     if status < 500:
@@ -138,53 +148,105 @@ def _result_of(status: int, dry_run: bool) -> str:
     return "error"
 
 
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def control_route(
-    path: str, handler: Handler, *, action: str | Callable[[dict], str], name: str | None = None, methods: list[str] | None = None
+    path: str, handler: Handler, *, action: str | Callable[[dict], str], name: str | None = None,
+    methods: list[str] | None = None, role: RoleRule = "operator", two_person_exempt: bool = False,
 ) -> Route:
-    """A route (POST by default) that requires the control token and is audited."""
+    """A route (POST by default) that requires a token whose role covers `role` and is audited.
+
+    `role` may depend on the body (the kill switch: `activate` is operator, `deactivate` admin).
+    Admin calls fall under the two-person rule when it is on.
+    """
 
     async def endpoint(request: Request) -> Response:
         ctx = request.app.state.ctx
-        settings = ctx.settings
-        ip = client_ip(request)
-        request_id = request.headers.get("x-request-id") or new_id("req_")
+        access = ctx.access
+        ip = access.client_of(request)
         try:
             body = await json_body(request)
             body_error = None
         except ApiError as exc:
             body, body_error = {}, exc
-        actor = str(body.get("actor") or request.headers.get("x-control-actor") or ip or "unknown")[:120]
         act = _ACTION_SAFE.sub("", action(body) if callable(action) else action)[:80]
-        call = ControlCall(request, body, actor, ip, request_id, act, target=request.path_params.get("agent_id"))
 
-        response: Response
+        holder: Holder | None = None
+        response: Response | None = None
         error: str | None = None
-        if ctx.auth_failures.blocked(ip):
-            response, error = fail(429, "too_many_auth_failures", "too many failed control attempts; retry later"), "too_many_auth_failures"
-        elif not settings.control_token_configured and not settings.control_api_allow_unauthenticated:
-            response, error = fail(503, "control_token_not_configured", "set CONTROL_API_TOKEN to enable control routes"), "control_token_not_configured"
-        elif settings.control_token_configured and not token_matches(extract_token(request, body), settings.control_api_token):
-            ctx.auth_failures.failure(ip)
-            response, error = fail(401, "unauthorized_control_token"), "unauthorized_control_token"
+        if not access.tokens.configured:
+            if access.allow_unauthenticated:
+                holder = OPEN_HOLDER
+            else:
+                response, error = fail(503, "control_token_not_configured", "set CONTROL_API_TOKEN to enable control routes"), "control_token_not_configured"
+        else:
+            holder = access.tokens.lookup(extract_token(request, body))
+            if holder is None:
+                # Checked only now: a valid token is served whatever this client's failure count.
+                wait = access.limiter.retry_after(ip)
+                if wait:
+                    response = fail(429, "too_many_auth_failures", "too many failed control attempts; retry later",
+                                    headers={"retry-after": str(int(wait) + 1)})
+                    error = "too_many_auth_failures"
+                else:
+                    access.limiter.failure(ip)
+                    response, error = fail(401, "unauthorized_control_token"), "unauthorized_control_token"
+
+        if holder is None:
+            # No identity: nothing the caller sent is recorded as fact, and the audit only counts it.
+            ctx.control_audit.reject(ip, act, error or "unauthorized", _now_iso())
+            response.headers["x-request-id"] = new_id("req_")
+            return response
+
+        claimed_id = claim(request.headers.get("x-request-id"))
+        request_id = claimed_id or new_id("req_")
+        claimed_actor = claim(body.get("actor")) or claim(request.headers.get("x-control-actor"))
+        actor = claimed_actor or holder.name
+        call = ControlCall(request, body, actor, ip, request_id, act, target=request.path_params.get("agent_id"),
+                           holder=holder)
+        if "approval_id" in request.path_params:  # approve/cancel lines name the request they touched
+            call.extra["approval_id"] = claim(request.path_params["approval_id"])
+        required = role(body) if callable(role) else role
+        if not holder.may(required):
+            response = fail(403, "insufficient_role", f"{act} needs the {required} role; this token ({holder.name}) is {holder.role}")
+            error = "insufficient_role"
         elif body_error is not None:
             response, error = fail(body_error.status, body_error.code, body_error.message), body_error.code
+        elif (required == "admin" and not two_person_exempt and not call.dry_run
+              and (access.two_person or truthy(body.get("request_approval")))):
+            try:
+                pending = access.approvals.request(action=act, target=call.target or body.get("trader_id"), body=body,
+                                                   handler=handler, holder=holder.name)
+            except ApiError as exc:
+                response, error = fail(exc.status, exc.code, exc.message), exc.code
+            else:
+                call.extra["approval_id"] = pending.id
+                response = ok({"approval_required": True, "approval": pending.view(),
+                               "message": f"waiting for a second admin: onlytrade-ops approve {pending.id}"}, status=202)
         else:
             try:
                 response = await handler(call)
             except ApiError as exc:
                 response, error = fail(exc.status, exc.code, exc.message), exc.code
             except Exception:
-                log.exception("control action %s failed", act)
+                log.exception("control action %s failed", call.action)
                 response, error = fail(500, "internal_error", "control action failed; see server log"), "internal_error"
         entry = {
-            "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": _now_iso(),
             "request_id": request_id,
-            "action": act,
+            "action": call.action,
             "actor": actor,
+            "actor_claimed": claimed_actor is not None,  # what the caller says; `holder` is what its token proves
+            "request_id_claimed": claimed_id is not None,
+            "holder": holder.name,
+            "role": holder.role,
             "ip": ip,
             "target": call.target,
             "result": _result_of(response.status_code, call.dry_run),
         }
+        entry.update(call.extra)
         if error:
             entry["error"] = error
         await ctx.control_audit.write(entry)
@@ -195,7 +257,13 @@ def control_route(
     endpoint.__doc__ = handler.__doc__
     route = Route(path, endpoint, methods=methods or ["POST"], name=name or handler.__name__)
     route.control = True  # the route-table test proves every non-GET route carries this
+    route.role = role
     return route
+
+
+def client_ip(request: Request) -> str:
+    """The real client of a request: the peer, or the right-most untrusted hop behind a trusted proxy."""
+    return request.app.state.ctx.access.client_of(request)
 
 
 def read_route(path: str, endpoint, *, methods: list[str] | None = None, name: str | None = None) -> Route:

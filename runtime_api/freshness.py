@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from runtime_api.market import sanity, session_freshness
 from runtime_api.settings import Settings, display_path
 
 # `check-live-freshness --strict` exits with this when a required check fails.
@@ -30,6 +31,14 @@ UNREADABLE = "unreadable"
 INVALID_JSON = "invalid_json"
 NOT_AN_OBJECT = "not_an_object"
 NO_DATA_TIMESTAMP = "no_data_timestamp"
+NOT_MARKET_FRAMES = "not_market_frames"  # a frames file without a `frames` list
+DATA_IN_FUTURE = sanity.DATA_IN_FUTURE
+MODE_NOT_REAL = sanity.MODE_NOT_REAL
+
+# How a file's age is judged (FileCheck.kind).
+AGE = "age"  # now - newest data
+SESSION = "session"  # against the CN session: before the open, data ending at the last close is fresh
+DAILY = "daily"  # daily bars: the newest must be the previous trading day
 
 # Keys tried, in order, for the data timestamp of a non-frames payload.
 _PAYLOAD_TS_KEYS = ("latest_ts_ms", "as_of_ts_ms", "ts_ms", "generated_at_ts_ms", "generated_at")
@@ -43,17 +52,23 @@ class FileCheck:
     path_setting: str
     max_age_setting: str
     required: bool
+    kind: str = AGE
+    frames: bool = False  # a market.frames.v1 file: must hold a `frames` list, no bar in the future
 
 
 # Node defaults (check_live_data_freshness.py): CN frames/overview/breadth 180 s and CN news 12 h are
 # required; the US files are optional. The windows come from the same settings the live providers
 # use, whose defaults are exactly those values.
+# The CN files written only in trading hours (frames, overview, breadth) are judged against the
+# session, so they are fresh before the open when they end at the last close; the daily history
+# must end on the previous trading day.
 DEFAULT_CHECKS: tuple[FileCheck, ...] = (
-    FileCheck("cn_a_frames", "live_frames_path_cn", "live_file_stale_ms", True),
-    FileCheck("cn_a_market_overview", "market_overview_path_cn", "market_overview_stale_ms", True),
+    FileCheck("cn_a_frames", "live_frames_path_cn", "live_file_stale_ms", True, SESSION, frames=True),
+    FileCheck("cn_a_daily", "live_daily_path_cn", "live_file_stale_ms", True, DAILY, frames=True),
+    FileCheck("cn_a_market_overview", "market_overview_path_cn", "market_overview_stale_ms", True, SESSION),
     FileCheck("cn_a_news_digest", "news_digest_path_cn", "news_digest_stale_ms", True),
-    FileCheck("cn_a_market_breadth", "market_breadth_path_cn", "market_breadth_stale_ms", True),
-    FileCheck("us_frames", "live_frames_path_us", "live_file_stale_ms", False),
+    FileCheck("cn_a_market_breadth", "market_breadth_path_cn", "market_breadth_stale_ms", True, SESSION),
+    FileCheck("us_frames", "live_frames_path_us", "live_file_stale_ms", False, frames=True),
     FileCheck("us_market_overview", "market_overview_path_us", "market_overview_stale_ms", False),
     FileCheck("us_news_digest", "news_digest_path_us", "news_digest_stale_ms", False),
     FileCheck("us_market_breadth", "market_breadth_path_us", "market_breadth_stale_ms", False),
@@ -112,6 +127,8 @@ class _PayloadInfo:
     generated_at: Any = None
     latest_ts_ms: int | None = None
     is_frames: bool = False
+    newest_trading_day: str | None = None
+    mode_real: bool = True
 
 
 class FreshnessCache:
@@ -144,12 +161,17 @@ def _read_payload_info(path: Path) -> _PayloadInfo:
     generated_at = payload.get("generated_at")
     if not isinstance(generated_at, (str, int, float)) or isinstance(generated_at, bool):
         generated_at = None
+    frames = payload.get("frames")
+    is_frames = isinstance(frames, list)
+    days = [sanity.trading_day(f) for f in frames if isinstance(f, dict)] if is_frames else []
     return _PayloadInfo(
         error=None,
         schema=schema if isinstance(schema, str) else None,
         generated_at=generated_at,
         latest_ts_ms=payload_latest_ts_ms(payload),
-        is_frames=isinstance(payload.get("frames"), list),
+        is_frames=is_frames,
+        newest_trading_day=max((d for d in days if d), default=None),
+        mode_real=not sanity.not_real(payload) if is_frames else True,
     )
 
 
@@ -162,8 +184,14 @@ def check_file(
     now_ms: int,
     display_path: str,
     cache: FreshnessCache | None = None,
+    kind: str = AGE,
+    frames: bool = False,
+    require_real: bool = False,
 ) -> dict[str, Any]:
-    """Check one live file; `ok` means it exists, parses and its newest data is within `max_age_ms`."""
+    """Check one live file; `ok` means it exists, parses and its newest data is fresh for `kind`.
+
+    A `frames` file must hold a frames list and no bar ending more than one bar after `now_ms`
+    (`data_in_future`); with `require_real` (strict mode) it must be labelled mode "real"."""
     row: dict[str, Any] = {
         "label": label,
         "file": display_path,
@@ -203,10 +231,20 @@ def check_file(
         row["error"] = info.error
         return row
     row.update(payload_schema=info.schema, payload_generated_at=info.generated_at, payload_latest_ts_ms=info.latest_ts_ms)
+    if frames and not info.is_frames:
+        row["error"] = NOT_MARKET_FRAMES
+        return row
+    if frames and require_real and not info.mode_real:
+        row["error"] = MODE_NOT_REAL
+        return row
 
     if info.latest_ts_ms is not None:
         age_ms = now_ms - info.latest_ts_ms
         row["age_source"] = "data"
+        if frames and age_ms < -(86_400_000 if kind == DAILY else 60_000):
+            row["error"] = DATA_IN_FUTURE  # beyond one bar of clock skew
+        elif kind == SESSION:
+            age_ms = session_freshness.intraday_age_ms(info.latest_ts_ms, now_ms, max_age_ms)
     else:
         age_ms = now_ms - int(st.st_mtime * 1000)
         row["age_source"] = "mtime"
@@ -214,7 +252,12 @@ def check_file(
             # A frames file always has bar times; one without any has no data to be fresh about.
             row["error"] = NO_DATA_TIMESTAMP
     row["age_sec"] = round(max(0, age_ms) / 1000, 3)
-    row["stale"] = age_ms > max_age_ms
+    if kind == DAILY:
+        row["newest_trading_day"] = info.newest_trading_day
+        row["expected_trading_day"] = session_freshness.previous_trading_day(now_ms)
+        row["stale"] = not session_freshness.daily_fresh(info.newest_trading_day, now_ms)
+    else:
+        row["stale"] = age_ms > max_age_ms
     row["ok"] = row["error"] is None and not row["stale"]
     return row
 
@@ -239,12 +282,16 @@ def run_checks(
                 now_ms=now_ms,
                 display_path=display_path(settings, path),
                 cache=cache,
+                kind=spec.kind,
+                frames=spec.frames,
+                require_real=settings.strict_live_mode,
             )
         )
     required_fail = sum(1 for r in rows if r["required"] and not r["ok"])
     optional_fail = sum(1 for r in rows if not r["required"] and not r["ok"])
     return {
         "ts_ms": now_ms,
+        "phase": session_freshness.phase(now_ms),
         "ok": required_fail == 0,
         "required_fail_count": required_fail,
         "optional_fail_count": optional_fail,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from .errors import ApiError, bad_request
@@ -23,10 +24,13 @@ async def json_body(request: Request) -> dict:
     if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
         raise ApiError(413, "payload_too_large", f"body exceeds {MAX_BODY_BYTES} bytes")
     raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY_BYTES:
-            raise ApiError(413, "payload_too_large", f"body exceeds {MAX_BODY_BYTES} bytes")
+    try:
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_BODY_BYTES:
+                raise ApiError(413, "payload_too_large", f"body exceeds {MAX_BODY_BYTES} bytes")
+    except ClientDisconnect:  # gone mid-body (or closed by the body timeout): nothing to act on
+        raise ApiError(400, "request_body_incomplete", "the connection closed before the body was complete") from None
     if not raw.strip():
         return {}
     try:
@@ -45,15 +49,24 @@ def truthy(value: Any) -> bool:
     return str(value if value is not None else "false").strip().lower() == "true"
 
 
-def query_int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw.strip() == "":
+def clamp_int(raw: Any, default: int, lo: int, hi: int) -> int:
+    """Node's `Math.max(lo, Math.min(hi, Math.floor(Number(raw) || default)))`: never raises.
+
+    Not a number (or NaN) gives the default; anything else, infinities and 1e400 included, is
+    clamped into [lo, hi] before it becomes an int (`int(inf)` would raise OverflowError)."""
+    if raw is None or isinstance(raw, bool) or (isinstance(raw, str) and raw.strip() == ""):
         return default
     try:
-        value = int(float(raw))
-    except ValueError:
+        value = float(raw)
+    except (TypeError, ValueError):
         return default
-    return max(lo, min(hi, value))
+    if math.isnan(value):
+        return default
+    return int(max(lo, min(hi, math.floor(value) if math.isfinite(value) else value)))
+
+
+def query_int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
+    return clamp_int(request.query_params.get(name), default, lo, hi)
 
 
 def query_str(request: Request, name: str) -> str:

@@ -7,6 +7,7 @@ the runtime state dir (touch it to stop every agent without the API). Checked be
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -15,7 +16,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .state_health import WriteHealth
 from .storage import CorruptFileError, read_json, write_json_atomic
+
+log = logging.getLogger("onlytrade.kill_switch")
 
 DEFAULT_REASON = "manual_terminate_all_agents"
 FLAG_CHECK_S = 0.25
@@ -35,6 +39,8 @@ class KillSwitch:
         self._flag_checked_at = float("-inf")
         self._flag_present = False
         self.load_error: str | None = None
+        self.persisted = True  # False while the API state is on in memory but not yet on disk
+        self.write_health = WriteHealth("kill_switch")
         self.state: dict[str, Any] = {
             "active": False,
             "reason": None,
@@ -77,6 +83,9 @@ class KillSwitch:
         return bool(self.sources())
 
     def activate(self, *, reason: str | None, actor: str) -> dict:
+        """On in memory at once, whatever the disk says: a safety action never waits for a write.
+        If the write fails the answer says `persisted: false` (a restart would forget it) and the
+        runtime retries the write (`retry_persist`) until it lands."""
         with self._lock:
             self.state.update(
                 active=True,
@@ -86,16 +95,41 @@ class KillSwitch:
                 deactivated_at=None,
                 deactivated_by=None,
             )
-            write_json_atomic(self.path, self.state)
-            self.load_error = None
+            self._persist()
         return self.snapshot()
 
     def deactivate(self, *, actor: str) -> dict:
+        """Off only once the file says off: a failed write (OSError) leaves the switch on."""
         with self._lock:
-            self.state.update(active=False, deactivated_at=_now_iso(), deactivated_by=actor)
-            write_json_atomic(self.path, self.state)
-            self.load_error = None
+            new = {**self.state, "active": False, "deactivated_at": _now_iso(), "deactivated_by": actor}
+            try:
+                write_json_atomic(self.path, new)
+            except OSError as exc:
+                self.write_health.failed(exc, self.path)
+                raise
+            self.write_health.ok()
+            self.state, self.persisted, self.load_error = new, True, None
         return self.snapshot()
+
+    def _persist(self) -> bool:
+        try:
+            write_json_atomic(self.path, self.state)
+        except OSError as exc:
+            self.persisted = False
+            self.write_health.failed(exc, self.path)
+            log.warning("KILL SWITCH IS ON IN MEMORY ONLY: %s could not be written (%s); a restart now would "
+                        "forget it; retrying, or touch %s", self.path.name, exc.strerror or exc, self.flag_file)
+            return False
+        self.persisted, self.load_error = True, None
+        self.write_health.ok()
+        return True
+
+    def retry_persist(self) -> bool:
+        """Write a kill switch that is on in memory only (the runtime's maintenance loop calls this)."""
+        with self._lock:
+            if self.persisted:
+                return True
+            return self._persist()
 
     def snapshot(self, *, control_token_required: bool = True) -> dict:
         sources = self.sources()
@@ -104,4 +138,5 @@ class KillSwitch:
             "active": bool(sources),
             "sources": sources,
             "control_token_required": control_token_required,
+            "persisted": self.persisted,
         }

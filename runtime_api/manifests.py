@@ -8,6 +8,7 @@ by discovery, with the reason logged on `onlytrade.registry`.
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 from pathlib import Path
@@ -124,12 +125,22 @@ def parse_manifest(raw: Any, expected_id: str) -> dict:
     }
 
 
+class ManifestScanError(OSError):
+    """The folder could not be read as a whole (e.g. EMFILE): what it holds is unknown, not empty."""
+
+
+# Errors that say nothing about the file: the machine is short of descriptors or memory.
+_TRANSIENT = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN, errno.EINTR}
+
+
 def _read_manifest(folder: Path) -> dict:
     try:
         raw = (folder / MANIFEST_FILE).read_bytes()
     except FileNotFoundError:
         raise ManifestError(f"no {MANIFEST_FILE}") from None
     except OSError as exc:
+        if exc.errno in _TRANSIENT:
+            raise ManifestScanError(exc.errno, f"{folder.name}/{MANIFEST_FILE}: {exc.strerror}") from None
         raise ManifestError(f"unreadable: {exc.strerror or exc}") from None
     try:
         parsed = orjson.loads(raw)
@@ -147,16 +158,24 @@ def load_manifest(agents_dir: Path, agent_id: str) -> dict:
         return _read_manifest(Path(agents_dir) / agent_id)
     except ManifestError as exc:
         raise ApiError(404, "agent_manifest_not_found", exc.reason) from None
+    except ManifestScanError as exc:
+        raise ApiError(503, "agent_manifest_unreadable", f"cannot read the manifest now: {exc.strerror}") from None
 
 
 def scan(agents_dir: Path) -> tuple[dict[str, dict], dict[str, str]]:
-    """(valid manifests by id in id order, skipped folder name -> reason), without logging."""
+    """(valid manifests by id in id order, skipped folder name -> reason), without logging.
+
+    A missing folder holds no manifests; a folder that cannot be listed or a manifest that cannot
+    be opened for want of resources raises ManifestScanError (the caller keeps what it had).
+    """
     found: dict[str, dict] = {}
     skipped: dict[str, str] = {}
     try:
         folders = [p for p in Path(agents_dir).iterdir() if p.is_dir()]
-    except OSError:
+    except FileNotFoundError:
         return {}, {}
+    except OSError as exc:
+        raise ManifestScanError(exc.errno, f"{Path(agents_dir).name}/: {exc.strerror}") from None
     for folder in folders:
         try:
             manifest = _read_manifest(folder)
@@ -170,7 +189,11 @@ def scan(agents_dir: Path) -> tuple[dict[str, dict], dict[str, str]]:
 
 def discover(agents_dir: Path) -> dict[str, dict]:
     """Every valid manifest under `agents_dir`, by id; skipped folders are logged with the reason."""
-    manifests, skipped = scan(agents_dir)
+    try:
+        manifests, skipped = scan(agents_dir)
+    except ManifestScanError as exc:
+        log.error("agent manifests unreadable at boot (%s): starting with none; the rescan retries", exc.strerror)
+        return {}
     for name, reason in skipped.items():
         log.warning("agent manifest skipped: %s/%s: %s", name, MANIFEST_FILE, reason)
     return manifests

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from runtime_api import storage
 from runtime_api.errors import ApiError
 from runtime_api.manifests import AGENT_ID_RE
 from runtime_api.portfolio import DEFAULT_BALANCE, num, rnd
+from runtime_api.state_health import WriteHealth
 
 log = logging.getLogger("onlytrade.memory")
 
@@ -140,6 +142,7 @@ class MemoryStore:
         self._cache: dict[str, dict] = {}
         self._errored: dict[str, str] = {}
         self._generation: dict[str, int] = {}
+        self.write_health = WriteHealth("snapshots")
 
     def path_for(self, agent_id: str) -> Path:
         return self.dir / f"{_check_id(agent_id)}.json"
@@ -147,6 +150,27 @@ class MemoryStore:
     def _agent_lock(self, agent_id: str) -> threading.RLock:
         with self._lock:
             return self._agent_locks.setdefault(agent_id, threading.RLock())
+
+    def _write(self, path: Path, snapshot: dict) -> None:
+        """Every snapshot write, reported to `write_health` (a full disk shows in /health/ready)."""
+        try:
+            storage.write_json_atomic(path, snapshot)
+        except OSError as exc:
+            self.write_health.failed(exc, path)
+            raise
+        self.write_health.ok()
+
+    def probe_write(self) -> bool:
+        """After failed saves: write and remove a small file where the snapshots live, so readiness
+        recovers once the disk takes writes again, even while no cycle runs (paused, market closed)."""
+        probe = self.dir / ".write-probe.json"
+        try:
+            storage.write_json_atomic(probe, {"probe": utc_iso()})
+            probe.unlink(missing_ok=True)
+        except OSError:
+            return False
+        self.write_health.ok()
+        return True
 
     def _store(self, agent_id: str, snapshot: dict) -> None:
         with self._lock:
@@ -244,7 +268,7 @@ class MemoryStore:
                 raise ApiError(409, "agent_memory_corrupt", self._errored[agent_id])
             if generation is not None and generation != self.generation(agent_id):
                 raise ApiError(409, "memory_generation_changed")
-            storage.write_json_atomic(self.path_for(agent_id), snapshot)
+            self._write(self.path_for(agent_id), snapshot)
             self._store(agent_id, snapshot)
 
     # ---- status ------------------------------------------------------------------------------
@@ -295,7 +319,7 @@ class MemoryStore:
                 new = default_snapshot(agent_id, name, self.settings, now, market=market or held_market or "CN-A")
             else:
                 new = reset_snapshot(current, positions=positions, stats=stats, settings=self.settings, now_iso=now, trader_name=name)
-            storage.write_json_atomic(self.path_for(agent_id), new)
+            self._write(self.path_for(agent_id), new)
             with self._lock:
                 self._errored.pop(agent_id, None)
                 self._cache[agent_id] = new
@@ -345,13 +369,17 @@ class MemoryStore:
         while folder.exists():
             folder = folder.with_name(folder.name + "-1")
         folder.mkdir(parents=True)
-        for agent_id in ids:
-            source = self.path_for(agent_id)
-            with storage.lock_for(source):
-                try:
-                    data = source.read_bytes()
-                except FileNotFoundError:
-                    continue
-                storage.write_bytes_atomic(folder / source.name, data, locked=False)
+        try:
+            for agent_id in ids:
+                source = self.path_for(agent_id)
+                with storage.lock_for(source):
+                    try:
+                        data = source.read_bytes()
+                    except FileNotFoundError:
+                        continue
+                    storage.write_bytes_atomic(folder / source.name, data, locked=False)
+        except OSError:
+            shutil.rmtree(folder, ignore_errors=True)  # no half backup that looks like a whole one
+            raise
         log.info("agent memory backed up to %s", folder)
         return folder

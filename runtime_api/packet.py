@@ -18,6 +18,8 @@ from typing import Any
 
 import anyio
 
+from .audience import audience_of
+from .chat.tts import enabled as tts_enabled
 from .decision.features import price_volume_references
 from .errors import ApiError
 from .journal import AUDIT_SCHEMA, merge_newest
@@ -41,6 +43,8 @@ AUDIT_PREVIEW_KEYS = ("schema_version", "saved_ts_ms", "timestamp", "cycle_numbe
                       "market_breadth", "news_digest")
 META_KEYS = ("forced_hold", "data_readiness", "session_gate", "market_overview", "market_breadth", "news_digest")
 _LEVELS = {"OK": 0, "WARN": 1, "ERROR": 2}
+STATUS_KEYS = ("refresh_ms", "stale_after_ms", "last_load_ts_ms", "last_attempt_ts_ms", "last_mtime_ms", "last_error",
+               "last_error_ts_ms", "has_last_good")
 
 
 def wall_ms() -> int:
@@ -190,6 +194,7 @@ class RoomPackets:
         readiness = self._readiness(meta, freshness, market, now)
         kill = ctx.svc.kill_switch.snapshot()
         state = loop_state["state"]
+        audience = audience_of(ctx)
         context = {
             "room_id": room_id,
             "data_readiness": readiness,
@@ -226,18 +231,19 @@ class RoomPackets:
             "ts_ms": now,
             "trader": trader,
             "room_context": context,
-            "market_overview": {k: overview[k] for k in ("source_kind", "brief", "status")},
-            "market_breadth": breadth,
-            "news_digest": {k: digest[k] for k in ("source_kind", "titles", "status")},
+            "market_overview": {**{k: overview[k] for k in ("source_kind", "brief")},
+                                "status": self._status("overview", market, overview)},
+            "market_breadth": {**breadth, "status": self._status("breadth", market, breadth)},
+            "news_digest": {**{k: digest[k] for k in ("source_kind", "titles")},
+                            "status": self._status("news", market, digest)},
             "status": status_view(ctx, rec),
             "account": account_view(snapshot),
             "positions": positions_view(snapshot),
             "decisions_latest": decisions,
             "decision_latest": decisions[0] if decisions else None,
-            "public_chat_preview": {"room_id": room_id, "visibility": "public", "messages": [], "count": 0,
-                                    "last_ts_ms": None},
-            "bets": {"enabled": False},
-            "tts": {"enabled": False},
+            "public_chat_preview": audience.chat.preview(room_id),
+            "bets": {"enabled": audience.bets is not None},
+            "tts": {"enabled": tts_enabled(ctx.settings)},
             "decision_audit_preview": preview,
             "decision_meta": meta,
             "thinking_symbol_live": thinking,
@@ -299,6 +305,18 @@ class RoomPackets:
         if breadth is None:
             return {"source_kind": "empty", "summary": "", "breadth": None, "status": _absent(status)}
         return {"source_kind": kind, "summary": breadth_summary(breadth), "breadth": breadth, "status": state}
+
+    def _status(self, group: str, market: str, part: dict) -> dict:
+        """A side source's status object: `stale` is a JSON boolean (the client's fresh/stale badge),
+        `state` the old one-word status; the live file's own status fields when there is one (no path)."""
+        state = part["status"]
+        provider = getattr(self.ctx.svc.live, group).get(market)
+        live = provider.status() if provider is not None else {}
+        stale = state != "ok" and not (state == "from_decision" and not self.ctx.settings.live_mode)
+        if part.get("source_kind") == "replay":
+            stale = False
+        kept = {k: live.get(k) for k in STATUS_KEYS if k in live}
+        return {**kept, "state": state, "source_kind": part.get("source_kind"), "stale": stale}
 
     def _live_payload(self, group: str, market: str) -> tuple[dict | None, dict | None]:
         """A fresh live JSON payload of a group (overview, news, breadth), and the file's status."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from .market.sanity import usable_price
 from .numbers import finite
 
 SHANGHAI = timezone(timedelta(hours=8))  # no DST since 1991, so a fixed offset is exact
@@ -86,6 +87,7 @@ def normalize_lots(lots: Any, fallback_ts: str) -> list[dict]:
             "entry_order_id": str(lot.get("entry_order_id") or "seed"),
             "entry_fee_remaining": rnd(max(0.0, num(lot.get("entry_fee_remaining"))), 4),
             "entry_trading_day": lot.get("entry_trading_day") or shanghai_day(entry_time),
+            **({"entry_session": lot["entry_session"]} if lot.get("entry_session") else {}),
         })
     return out
 
@@ -101,8 +103,11 @@ def open_lots(snapshot: dict, fallback_ts: str) -> list[dict]:
     return normalize_lots(seeds, fallback_ts)
 
 
-def sellable_shares(snapshot: dict, trading_day: str, *, t_plus_one: bool | None = None) -> dict[str, int]:
-    """Shares sellable today per held symbol. CN-A is T+1 (lots not bought on `trading_day`); US is not."""
+def sellable_shares(snapshot: dict, trading_day: str, *, t_plus_one: bool | None = None, session: str | None = None) -> dict[str, int]:
+    """Shares sellable today per held symbol. CN-A is T+1 (lots not bought on `trading_day`); US is not.
+
+    `session` tells apart two replays of the same day (a looping replay plays 2026-02-10 again): a lot
+    bought in an earlier pass is a day old in show time, so only lots of this very session are locked."""
     if t_plus_one is None:
         t_plus_one = (snapshot.get("config") or {}).get("market") != "US"
     held = {h["symbol"]: h["shares"] for h in _holdings(snapshot)}
@@ -113,9 +118,9 @@ def sellable_shares(snapshot: dict, trading_day: str, *, t_plus_one: bool | None
     for lot in open_lots(snapshot, str(snapshot.get("updated_at") or "")):
         symbol, qty = lot["symbol"], lot["remaining_qty"]
         in_lots[symbol] = in_lots.get(symbol, 0) + qty
-        day = lot.get("entry_trading_day")
+        day = lot.get("entry_session") or lot.get("entry_trading_day")
         # Only lots bought on `trading_day` itself are locked; a replay that loops back in time frees the rest.
-        if day != trading_day:
+        if day != (session or trading_day):
             older[symbol] = older.get(symbol, 0) + qty
     # Shares not covered by any lot predate lot tracking, so they are old enough to sell.
     return {s: min(n, older.get(s, 0) + max(0, n - in_lots.get(s, 0))) for s, n in held.items()}
@@ -173,14 +178,14 @@ def _balance_stats(stats: dict, equity: float, cash: float, unrealized: float) -
     }
 
 
-def portfolio_input(snapshot: dict, trading_day: str) -> dict:
+def portfolio_input(snapshot: dict, trading_day: str, session: str | None = None) -> dict:
     """What the order simulation needs: cash, holdings, T+1-sellable shares and equity at current marks."""
     cash = num((snapshot.get("stats") or {}).get("latest_available_balance"), DEFAULT_BALANCE)
     holdings = _holdings(snapshot)
     return {
         "cash": cash,
         "holdings": holdings,
-        "sellable": sellable_shares(snapshot, trading_day),
+        "sellable": sellable_shares(snapshot, trading_day, session=session),
         "total_equity": rnd(cash + sum(h["shares"] * h["mark_price"] for h in holdings), 2),
     }
 
@@ -193,9 +198,9 @@ def remark(snapshot: dict, prices: dict[str, float], *, now_iso: str, trading_da
     """
     holdings = _holdings(snapshot)
     for h in holdings:
-        price = num(prices.get(h["symbol"]), 0.0)
-        if price > 0:
-            h["mark_price"] = price
+        price = prices.get(h["symbol"])
+        if usable_price(price):  # a feed error (NaN, 1e300, <= 0) never becomes a mark
+            h["mark_price"] = float(price)
     stats = dict(snapshot.get("stats") or {})
     cash = num(stats.get("latest_available_balance"), DEFAULT_BALANCE)
     rows, equity, unrealized = _valued(holdings, cash)
@@ -288,7 +293,7 @@ def _journal(prev: list, *, day: str, replay: dict | None, start: float, end: fl
 
 
 def apply_decision(snapshot: dict, *, record: dict, fill: dict, trading_day: str, replay: dict | None,
-                   settings: Any, now_iso: str) -> dict:
+                   settings: Any, now_iso: str, session: str | None = None) -> dict:
     """Book one decision and its fill; returns the next snapshot (the input is left untouched)."""
     stats = dict(snapshot.get("stats") or {})
     meta = dict(snapshot.get("meta") or {})
@@ -340,6 +345,7 @@ def apply_decision(snapshot: dict, *, record: dict, fill: dict, trading_day: str
             "symbol": symbol, "side": "LONG", "remaining_qty": qty, "entry_qty": qty, "entry_price": rnd(price, 4),
             "entry_time": ts, "entry_order_id": order_id, "entry_fee_remaining": rnd(fee, 4),
             "entry_trading_day": trading_day,
+            **({"entry_session": session} if session and session != trading_day else {}),
         })
     elif is_sell:
         closed_rows, next_id = _close_fifo(lots, symbol=symbol, qty=qty, price=price, fee=fee, order_id=order_id, ts=ts,

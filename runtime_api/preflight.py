@@ -12,6 +12,8 @@ from typing import Any
 import anyio
 import httpx
 
+from .state_health import state_writes_view
+
 
 LLM_PROBE_TIMEOUT_S = 3.0
 
@@ -36,6 +38,54 @@ async def probe_llm(settings) -> tuple[bool, str | None]:
     return True, None
 
 
+def pool_symbols(ctx, running: list[str]) -> dict:
+    """Per running agent: how many pool symbols have usable intraday and daily data now (blocking).
+
+    All usable -> PASS; some -> WARN naming the others with their reasons; none -> FAIL. The same
+    `MarketDataService.assess` the decision cycle uses to leave a symbol out."""
+    market = ctx.svc.market
+    agents: dict[str, dict] = {}
+    for agent_id in running:
+        pool = list((ctx.svc.registry.get(agent_id) or {}).get("stock_pool") or [])
+        rows = [market.symbol_health(symbol) for symbol in pool]
+        unusable = {r["symbol"]: r["reason"] for r in rows if not r["usable"]}
+        agents[agent_id] = {
+            "pool_count": len(pool),
+            "usable_count": len(pool) - len(unusable),
+            "intraday_usable_count": sum(1 for r in rows if r["intraday"] is None),
+            "daily_usable_count": sum(1 for r in rows if r["daily"] is None),
+            "unusable": unusable,
+            "level": "PASS" if pool and not unusable else ("FAIL" if len(unusable) == len(pool) else "WARN"),
+        }
+    failing = sorted(a for a, v in agents.items() if v["level"] == "FAIL")
+    warning = {a: sorted(v["unusable"]) for a, v in agents.items() if v["level"] == "WARN"}
+    if not agents:
+        return {**check(False, "no_running_agents", warn=True), "agents": agents}
+    if failing:
+        return {**check(False, "no_usable_symbols: " + ",".join(failing)), "agents": agents}
+    if warning:
+        named = "; ".join(f"{a}: {','.join(syms)}" for a, syms in sorted(warning.items()))
+        return {**check(False, f"unusable_symbols: {named}", warn=True), "agents": agents}
+    return {**check(True), "agents": agents}
+def kill_switch_check(kill: dict) -> dict:
+    """FAIL names every source holding it on; the API's reason only when the API holds it (after a
+    deactivate the file keeps the old reason, which must not explain an env or file stop)."""
+    api = "api" in kill["sources"]
+    reason = "kill_switch_active: " + ",".join(kill["sources"])
+    if api and kill.get("reason"):
+        reason += f" ({kill['reason']})"
+    return {**check(not kill["active"], reason), "sources": kill["sources"],
+            "api_reason": kill.get("reason") if api else None}
+
+
+def state_writes_check(writes: dict) -> dict:
+    """FAIL while snapshot saves fail or a kill switch or pause holds in memory only."""
+    last = (writes["snapshots"].get("last_error") or writes["kill_switch"].get("last_error")
+            or writes["pause"].get("last_error") or {})
+    detail = f" ({last.get('errno')} on {last.get('file')})" if last and writes["problems"] else ""
+    return {**check(writes["ok"], ",".join(writes["problems"]) + detail), "problems": writes["problems"]}
+
+
 async def live_preflight(ctx) -> dict:
     s = ctx.settings
     svc = ctx.svc
@@ -43,10 +93,12 @@ async def live_preflight(ctx) -> dict:
     fresh = await anyio.to_thread.run_sync(ctx.freshness_report)
     rows = {r["label"]: r for r in fresh["checks"]}
     frames = rows.get("cn_a_frames") or {}
-    others_failing = [r["label"] for r in fresh["checks"] if r["required"] and not r["ok"] and r["label"] != "cn_a_frames"]
+    daily = rows.get("cn_a_daily") or {}
+    others_failing = [r["label"] for r in fresh["checks"] if r["required"] and not r["ok"] and r["label"] not in ("cn_a_frames", "cn_a_daily")]
 
     registered = svc.registry.registered()
     running = svc.registry.running_ids()
+    pools = await anyio.to_thread.run_sync(pool_symbols, ctx, list(running or []))
     gate = ctx.runtime.gate  # read-only: preflight never re-evaluates or resumes anything (W5)
     expected = s.live_preflight_expected_registry_count
     registry_ok = len(registered) >= expected if expected > 0 else len(registered) > 0
@@ -72,9 +124,15 @@ async def live_preflight(ctx) -> dict:
         "freshness": {
             **check(bool(frames.get("ok")), frames.get("error") or ("cn_a_frames_stale" if frames else "cn_a_frames_missing")),
             "markets": {"cn_a": frames, "us": rows.get("us_frames")},
+            "phase": fresh.get("phase"),
             "supplemental": check(not others_failing, "stale_or_missing: " + ",".join(others_failing), warn=True),
             "checks": fresh["checks"],
         },
+        "daily_history": check(bool(daily.get("ok")),
+                               daily.get("error") or ("cn_a_daily_stale" if daily else "cn_a_daily_missing"),
+                               newest_trading_day=daily.get("newest_trading_day"),
+                               expected_trading_day=daily.get("expected_trading_day")),
+        "pool_symbols": pools,
         "registry_count": {
             **check(registry_ok, "too_few_registered_agents"),
             "registered_count": len(registered),
@@ -84,8 +142,9 @@ async def live_preflight(ctx) -> dict:
         },
         "market_gate": {**check(bool(gate.get("enabled")), "session_gate_disabled"), "state": gate},
         "snapshots": {**check(not unreadable, "corrupt_snapshots"), "errored": unreadable, "checked": len(registered)},
-        "kill_switch": {**check(not kill["active"], "kill_switch_active"), "sources": kill["sources"], "reason": kill["reason"]},
+        "kill_switch": kill_switch_check(kill),
+        "state_writes": state_writes_check(state_writes_view(svc.memory, svc.kill_switch, ctx.runtime)),
         "control_token": check(s.control_token_configured, "control_token_not_configured"),
         "llm": llm,
     }
-    return {"ok": all(c["ok"] for c in checks.values()), "ts_ms": now_ms, "checks": checks}
+    return {"ok": all(c["ok"] for c in checks.values()), "ts_ms": now_ms, "phase": fresh.get("phase"), "checks": checks}

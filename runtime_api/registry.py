@@ -18,7 +18,7 @@ from typing import Any
 
 from runtime_api import storage
 from runtime_api.errors import ApiError
-from runtime_api.manifests import AGENT_ID_RE, id_sort_key, load_manifest, manifest_view, scan
+from runtime_api.manifests import AGENT_ID_RE, ManifestScanError, id_sort_key, load_manifest, manifest_view, scan
 
 log = logging.getLogger("onlytrade.registry")
 
@@ -78,7 +78,11 @@ class AgentRegistry:
         self._clock = clock
         self._lock = threading.RLock()
         self.version = 0
-        self._manifests, self._skipped = scan(self.agents_dir)
+        try:
+            self._manifests, self._skipped = scan(self.agents_dir)
+        except ManifestScanError as exc:
+            log.error("agent manifests unreadable at boot (%s): starting with none; the rescan retries", exc.strerror)
+            self._manifests, self._skipped = {}, {}
         for name, reason in self._skipped.items():
             log.warning("agent manifest skipped: %s: %s", name, reason)
         self._schema, self._agents = _parse_registry(self.path, storage.read_json(self.path))
@@ -231,7 +235,11 @@ class AgentRegistry:
 
     def rescan(self) -> bool:
         """Re-read every manifest (call on a timer or file watch); returns whether anything changed."""
-        manifests, skipped = scan(self.agents_dir)
+        try:
+            manifests, skipped = scan(self.agents_dir)
+        except ManifestScanError as exc:
+            log.warning("manifest rescan failed (%s); keeping the last good %d manifests", exc.strerror, len(self._manifests))
+            return False
         with self._lock:
             for name, reason in skipped.items():
                 if self._skipped.get(name) != reason:

@@ -16,6 +16,7 @@ import anyio
 from .errors import ApiError, bad_request
 from .settings import display_path
 from .session_calendar import market_of_exchange
+from .state_files import prune_backups
 
 
 def _now_iso() -> str:
@@ -34,10 +35,16 @@ def snapshot_ids(ctx) -> list[str]:
 
 
 def factory_cursor(ctx, body: dict, use_warmup: bool) -> int:
+    """Node's cursor rule, then clamped to the replay timeline: the answer names the cursor the reset
+    really sets (and `cursor_index: 1e308` stays an encodable number, decided before anything changes)."""
     raw = body.get("cursor_index")
     if isinstance(raw, (int, float)) and not isinstance(raw, bool) and math.isfinite(raw):
-        return max(0, math.floor(raw))
-    return ctx.settings.replay_warmup_bars - 1 if use_warmup else 0
+        cursor = max(0, math.floor(raw))
+    else:
+        cursor = max(0, ctx.settings.replay_warmup_bars - 1) if use_warmup else 0
+    replay = ctx.svc.replay
+    last = len(replay.timeline) - 1 if replay is not None and replay.timeline else 0
+    return min(cursor, last)
 
 
 def _names_and_markets(ctx, ids: list[str]) -> tuple[dict, dict]:
@@ -54,9 +61,15 @@ def plan(ctx, ids: list[str], **scopes: bool) -> list[dict]:
 
 
 async def backup(ctx, ids: list[str]) -> str:
-    folder: Path = await anyio.to_thread.run_sync(
-        lambda: ctx.svc.memory.backup(ids, ctx.settings.resolve(ctx.settings.backups_dir))
-    )
+    """Copy the snapshots of `ids` to a new backup folder, then apply the retention settings."""
+    s = ctx.settings
+
+    def make() -> Path:
+        folder = ctx.svc.memory.backup(ids, s.resolve(s.backups_dir))
+        prune_backups(s.resolve(s.backups_dir), keep_last=s.backups_keep_last, max_age_days=s.backups_max_age_days)
+        return folder
+
+    folder: Path = await anyio.to_thread.run_sync(make)
     return display_path(ctx.settings, folder)
 
 

@@ -32,6 +32,15 @@ def run(environ=None) -> int:
 
     logs.configure(settings)
 
+    from .access.gate import weak_token_report
+
+    weak = weak_token_report(settings)
+    if weak and not is_loopback(settings.host):
+        return _die(EXIT_BAD_SETTINGS, f"refusing to bind {settings.host} with a weak control token: {'; '.join(weak)} "
+                                       "(use at least 24 random characters, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+    for problem in weak:
+        log.warning("weak control token on a loopback bind (refused on any other): %s", problem)
+
     state_dir = settings.resolve(settings.runtime_state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     instance_lock = FileLock(str(state_dir / "runtime.instance.lock"), timeout=0)
@@ -56,13 +65,29 @@ def run(environ=None) -> int:
         "configured" if settings.control_token_configured else "not-configured", settings.host, settings.port,
     )
     import uvicorn
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    from .access.connections import ConnectionGuard
+
+    budget = app.state.ctx.extra["descriptor_budget"]
+    guard = app.state.ctx.extra["connections"] = ConnectionGuard.from_settings(settings, budget)
+    log.info("descriptors: limit=%d reserve=%d connections<=%d room_viewers<=%d market_viewers<=%d; "
+             "header timeout %gs, body timeout %gs, unsent bound %d bytes for %gs",
+             budget.limit, budget.reserve, budget.connections, budget.room_viewers, budget.market_viewers,
+             settings.http_header_timeout_s, settings.http_body_timeout_s, settings.http_send_buffer_bytes,
+             settings.http_send_timeout_s)
+    if budget.limit < 4096:
+        log.warning("only %d descriptors (RLIMIT_NOFILE): raise LimitNOFILE in the systemd unit for a larger audience", budget.limit)
 
     # uvicorn drains (lifespan shutdown waits for the in-flight cycle), then re-raises the signal
     # it caught; this handler turns that into a clean exit 0 for systemd.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(EXIT_OK))
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False,
-        timeout_graceful_shutdown=15, lifespan="on", log_config=logs.uvicorn_log_config(settings),
+        timeout_graceful_shutdown=15, lifespan="on", http=guard.protocol(AutoHTTPProtocol), log_config=logs.uvicorn_log_config(settings),
+        # uvicorn rewrites the ASGI client from X-Forwarded-For only for these peers, as the
+        # control gate does (access.client_address); its own default would trust 127.0.0.1.
+        proxy_headers=bool(settings.forwarded_allow_ips), forwarded_allow_ips=settings.forwarded_allow_ips or "",
     )
     server = _graceful_server(config, on_exit=app.state.ctx.extra["viewer_streams"].end_streams_soon)
     try:

@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 
 from .journal import AuditLog, DecisionLog
 from .kill_switch import KillSwitch
+from .market import sanity
 from .market.bars import FrameIndex, load_frames
 from .market.daily import DailyHistory
 from .market.live_files import LiveFileFrameProvider, LiveJsonFileProvider
+from .market.names import SymbolNames
 from .market.replay import ReplayEngine
 from .market.service import MarketDataService
 from .market.supplemental import ReplayBreadthSeries
@@ -55,6 +57,7 @@ class Services:
     live: LiveProviders
     replay_breadth: ReplayBreadthSeries | None
     boot_ms: int
+    names: SymbolNames | None = None
 
 
 def _live_providers(settings: Settings) -> LiveProviders:
@@ -66,7 +69,7 @@ def _live_providers(settings: Settings) -> LiveProviders:
         p = settings.resolve(path)
         return LiveFileFrameProvider(
             p, refresh_ms=settings.live_file_refresh_ms, stale_ms=settings.live_file_stale_ms,
-            now_ms=now_ms, display_path=display_path(settings, p),
+            now_ms=now_ms, display_path=display_path(settings, p), require_real=settings.strict_live_mode,
         )
 
     def json_file(path: str, refresh: int, stale: int) -> LiveJsonFileProvider:
@@ -90,7 +93,9 @@ def _live_providers(settings: Settings) -> LiveProviders:
     for provider in live.all():
         provider.refresh(force=True)
     cn = live.frames["CN-A"].status()
-    if cn.get("last_error"):
+    # An unreadable file stops boot; a readable one the data rules refuse (future bars, not "real")
+    # boots and holds with the reason visible, so the next good file from the job is picked up.
+    if cn.get("last_error") and cn["last_error"] not in (sanity.DATA_IN_FUTURE, sanity.MODE_NOT_REAL):
         raise BootError(f"live_frames_path_cn_unreadable: {display_path(settings, settings.resolve(settings.live_frames_path_cn))} ({cn['last_error']})")
     return live
 
@@ -122,8 +127,14 @@ def build_services(settings: Settings) -> Services:
         elif not settings.live_mode:
             log.warning("replay frames not found at %s: no market data", display_path(settings, replay_path))
 
-    daily_file = settings.daily_history_file
-    daily = DailyHistory(daily_file, now_ms=now_ms) if daily_file.exists() or settings.live_mode else None
+    if settings.live_mode:
+        # Live daily history comes only from the daily job's file, never from the replay pack.
+        daily_file = settings.resolve(settings.live_daily_path_cn)
+        daily = DailyHistory(daily_file, now_ms=now_ms, display_path=display_path(settings, daily_file), live=True,
+                             require_real=settings.strict_live_mode)
+    else:
+        daily_file = settings.daily_history_file
+        daily = DailyHistory(daily_file, now_ms=now_ms) if daily_file.exists() else None
     live = _live_providers(settings)
     market = MarketDataService(
         settings,
@@ -147,4 +158,11 @@ def build_services(settings: Settings) -> Services:
         live=live,
         replay_breadth=replay_breadth,
         boot_ms=now_ms(),
+        names=_symbol_names(settings),
     )
+
+
+def _symbol_names(settings: Settings) -> SymbolNames:
+    """The live names file in live_file mode (never the replay pack's), else the pack's table."""
+    p = settings.resolve(settings.live_symbol_names_path_cn if settings.live_mode else settings.replay_symbol_names_path)
+    return SymbolNames(p, now_ms=now_ms, display_path=display_path(settings, p))

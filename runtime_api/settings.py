@@ -81,6 +81,17 @@ def path(name: str, raw: str) -> str:
     return raw
 
 
+def proxy_list(name: str, raw: str) -> str:
+    """Trusted proxies as uvicorn's FORWARDED_ALLOW_IPS: addresses or CIDR networks, comma-separated, or *."""
+    from .access.client_address import TrustedProxies
+
+    try:
+        TrustedProxies(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc}") from None
+    return raw.strip()
+
+
 def setting(env: str, default: Any, parse: Callable[[str, str], Any], help: str, *, secret: bool = False) -> Any:
     meta = {"env": env, "parse": parse, "help": help, "secret": secret, "default": default}
     return field(default=default, metadata=meta)
@@ -106,7 +117,7 @@ class Settings:
     backups_dir: str = setting("BACKUPS_DIR", "data/backups", path, "Snapshot backups taken before resets")
     replay_frames_path: str = setting("REPLAY_FRAMES_PATH", "data/replay/cn-a", path, "Replay 1m frames: a day-folder tree, a .jsonl or a market.frames.v1 .json")
     replay_breadth_path: str = setting("REPLAY_BREADTH_PATH", "", path, "Replay breadth series (default: market_breadth.1m.json files under the replay path)")
-    market_daily_history_days: int = setting("MARKET_DAILY_HISTORY_DAYS", 90, integer(20, 365), "Daily history window (selects frames.1d.<N>.json)")
+    market_daily_history_days: int = setting("MARKET_DAILY_HISTORY_DAYS", 111, integer(20, 365), "Daily history window (selects frames.1d.<N>.json)")
     market_daily_history_path: str = setting("MARKET_DAILY_HISTORY_PATH", "", path, "Daily history file (default: data/replay/cn-a/history/frames.1d.<N>.json)")
     seed_agents: str = setting("ONLYTRADE_SEED_AGENTS", "", text, "Agents to register and start when no registry file exists yet: comma list or 'all'")
 
@@ -206,6 +217,56 @@ class Settings:
     room_events_buffer_size: int = setting("ROOM_EVENTS_BUFFER_SIZE", 200, integer(10, 2000), "SSE replay buffer size")
     room_events_buffer_ttl_ms: int = setting("ROOM_EVENTS_BUFFER_TTL_MS", 60000, integer(2000), "SSE replay buffer TTL after the last viewer")
 
+    # ---- issue 8: live daily history and per-symbol market-data sanity
+    live_daily_path_cn: str = setting("LIVE_DAILY_PATH_CN", "data/live/onlytrade/frames.1d.json", path, "CN live daily bars (written by data_jobs.daily_history); live_file mode reads daily history only from here")
+    # ---- issue 10: access (named tokens and roles, two-person rule, proxies, connection limits)
+    control_tokens_file: str = setting("CONTROL_TOKENS_FILE", "", path, "Named control tokens: name:role:sha256 lines; roles viewer, auditor, operator, admin")
+    control_two_person: bool = setting("CONTROL_TWO_PERSON", False, boolean, "Admin actions (kill switch off, resets) need one admin's request and another's approval")
+    control_two_person_window_s: int = setting("CONTROL_TWO_PERSON_WINDOW_S", 900, integer(30, 86400), "How long a two-person request waits for its approval (s)")
+    forwarded_allow_ips: str = setting("FORWARDED_ALLOW_IPS", "", proxy_list, "Trusted proxies (addresses, CIDRs or *) whose X-Forwarded-For names the client; empty: the peer is the client")
+    http_header_timeout_s: float = setting("HTTP_HEADER_TIMEOUT_S", 10.0, decimal(1, 300), "A connection that has not sent a complete request head in this time is closed (s)")
+    http_body_timeout_s: float = setting("HTTP_BODY_TIMEOUT_S", 30.0, decimal(1, 600), "A request body not complete in this time is refused and its connection closed (s)")
+    http_send_timeout_s: float = setting("HTTP_SEND_TIMEOUT_S", 20.0, decimal(1, 600), "A connection whose unsent bytes stay above the bound this long is dropped (s)")
+    http_send_buffer_bytes: int = setting("HTTP_SEND_BUFFER_BYTES", 65536, integer(4096, 16777216), "Unsent-bytes bound per connection (kernel send buffer and write buffer)")
+    http_max_connections: int = setting("HTTP_MAX_CONNECTIONS", 0, integer(0), "Open-connection cap (0: the descriptor limit minus the reserve)")
+    descriptor_reserve: int = setting("DESCRIPTOR_RESERVE", 0, integer(0), "Descriptors kept for state files, logs and outgoing calls (0: max(64, 10% of the limit))")
+    # ---- issue 8b: replay show (symbol names, position review)
+    live_symbol_names_path_cn: str = setting("LIVE_SYMBOL_NAMES_PATH_CN", "data/live/onlytrade/symbol_names.cn-a.json", path, "CN short names JSON (data_jobs.symbol_names), used in live_file mode")
+    agent_position_review_enabled: bool = setting("AGENT_POSITION_REVIEW_ENABLED", True, boolean, "Every second cycle focuses on a holding sellable today (false: the Node round-robin only)")
+    replay_symbol_names_path: str = setting("REPLAY_SYMBOL_NAMES_PATH", "data/replay/cn-a/symbol_names.json", path, "Short names of the replay pack's symbols, used in replay mode")
+    # ---- issue 9: room chat, narration, TTS config, bets, built web front end
+    chat_dir: str = setting("CHAT_DIR", "data/chat", path, "Room chat: one JSONL per room (<dir>/rooms/<id>.jsonl)")
+    chat_retention_messages: int = setting("CHAT_RETENTION_MESSAGES", 2000, integer(50, 100000), "Chat records kept per room (file compacted past twice this)")
+    chat_viewer_posts_enabled: bool = setting("CHAT_VIEWER_POSTS_ENABLED", False, boolean, "Viewers may post (off: 403 chat_posting_disabled)")
+    chat_max_text_len: int = setting("CHAT_MAX_TEXT_LEN", 600, integer(10, 2000), "Viewer message limit (characters)")
+    chat_rate_limit_per_min: int = setting("CHAT_RATE_LIMIT_PER_MIN", 20, integer(1), "Posts per room and session per 60 s")
+    chat_rate_limit_per_ip_per_min: int = setting("CHAT_RATE_LIMIT_PER_IP_PER_MIN", 60, integer(1), "Posts per client address per 60 s (all rooms)")
+    chat_agent_max_chars: int = setting("CHAT_AGENT_MAX_CHARS", 180, integer(24, 800), "Agent message length cap")
+    chat_agent_max_sentences: int = setting("CHAT_AGENT_MAX_SENTENCES", 3, integer(1, 4), "Agent message sentence cap")
+    chat_llm_enabled: bool = setting("CHAT_LLM_ENABLED", False, boolean, "Agent replies from the LLM (needs OPENAI_API_KEY; within the agent's LLM breaker)")
+    chat_openai_model: str = setting("CHAT_OPENAI_MODEL", "", text, "Chat model (default: OPENAI_MODEL)")
+    chat_llm_timeout_ms: int = setting("CHAT_LLM_TIMEOUT_MS", 7000, integer(1000, 60000), "Chat LLM call timeout")
+    chat_decision_narration_enabled: bool = setting("CHAT_DECISION_NARRATION_ENABLED", True, boolean, "The agent narrates its decisions in the room")
+    chat_decision_narration_min_interval_ms: int = setting("CHAT_DECISION_NARRATION_MIN_INTERVAL_MS", 60000, integer(5000), "Narration gap after a trade")
+    chat_decision_narration_hold_interval_ms: int = setting("CHAT_DECISION_NARRATION_HOLD_INTERVAL_MS", 25000, integer(5000), "Narration gap after a hold")
+    chat_decision_narration_conservative_hold_interval_ms: int = setting("CHAT_DECISION_NARRATION_CONSERVATIVE_HOLD_INTERVAL_MS", 20000, integer(5000), "Narration gap after a hold (conservative agents)")
+    chat_public_proactive_interval_ms: int = setting("CHAT_PUBLIC_PROACTIVE_INTERVAL_MS", 90000, integer(10000), "Quiet time before the agent speaks unprompted (only while watched and trading)")
+    chat_tts_enabled: bool = setting("CHAT_TTS_ENABLED", False, boolean, "Text-to-speech of agent messages (needs OPENAI_API_KEY)")
+    chat_tts_model: str = setting("CHAT_TTS_MODEL", "tts-1-hd", text, "OpenAI TTS model")
+    chat_tts_response_format: str = setting("CHAT_TTS_RESPONSE_FORMAT", "mp3", choice("mp3", "opus", "aac", "flac", "wav"), "TTS audio format")
+    chat_tts_speed: float = setting("CHAT_TTS_SPEED", 1.0, decimal(0.25, 4), "TTS base speed")
+    chat_tts_tone_speed_energetic: float = setting("CHAT_TTS_TONE_SPEED_ENERGETIC", 1.08, decimal(0.25, 4), "TTS speed of the energetic tone")
+    chat_tts_max_chars: int = setting("CHAT_TTS_MAX_CHARS", 320, integer(48, 600), "TTS text cut")
+    bets_enabled: bool = setting("BETS_ENABLED", True, boolean, "Daily bet board (virtual points, no money)")
+    bets_ledger_path: str = setting("BETS_LEDGER_PATH", "data/bets/ledger.json", path, "Bets ledger (bets.ledger.v2)")
+    bets_house_edge: float = setting("BETS_HOUSE_EDGE", 0.08, decimal(0, 0.3), "Odds margin")
+    bets_starting_points: int = setting("BETS_STARTING_POINTS", 1000, integer(0, 1000000), "Points a new viewer session starts with")
+    bets_place_rate_limit_per_min: int = setting("BETS_PLACE_RATE_LIMIT_PER_MIN", 30, integer(1), "Bet placements per client address per 60 s")
+    onlytrade_web_dist: str = setting("ONLYTRADE_WEB_DIST", "", path, "A built web front end to serve under /onlytrade/ (empty: none)")
+    # ---- issue 10: faults (backup retention, SSE stream duration)
+    backups_keep_last: int = setting("BACKUPS_KEEP_LAST", 50, integer(0), "Backup folders kept, newest first (0 keeps all; the newest is always kept)")
+    backups_max_age_days: float = setting("BACKUPS_MAX_AGE_DAYS", 0.0, decimal(0), "Backup folders older than this many days are removed at boot and after each backup (0: no age limit)")
+    sse_max_stream_ms: int = setting("SSE_MAX_STREAM_MS", 3600000, integer(60000, 86400000), "Longest SSE stream (room events, market stream): then `event: bye` and the browser reconnects")
     # ---- issue 11: observability (metrics, alerts, logs)
     metrics_access: str = setting("METRICS_ACCESS", "loopback", choice("loopback", "token", "public"), "GET /metrics: loopback (direct loopback clients only, no token), token (Bearer METRICS_TOKEN, else CONTROL_API_TOKEN) or public")
     metrics_token: str = setting("METRICS_TOKEN", "", text, "Bearer token for /metrics when METRICS_ACCESS=token (default: CONTROL_API_TOKEN)", secret=True)
@@ -283,7 +344,7 @@ class Settings:
 
     @property
     def control_token_configured(self) -> bool:
-        return bool(self.control_api_token)
+        return bool(self.control_api_token or self.control_tokens_file)
 
 
 def is_loopback(host: str) -> bool:

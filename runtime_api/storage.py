@@ -92,15 +92,34 @@ def read_json(target: Path, default: Any = None) -> Any:
 
 
 def append_jsonl(target: Path, records: list[dict] | dict, *, fsync: bool = True) -> None:
-    """Durably append one or more JSON lines under the file's lock."""
+    """Durably append one or more JSON lines under the file's lock.
+
+    A failed write (a full disk) truncates the file back to where it was, so no torn line is left
+    for the next append to glue onto. A torn last line already there (a crash mid-append, or a
+    truncate that failed too) is ended first: the new records always start on a line of their own.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(records, dict):
         records = [records]
     payload = b"".join(orjson.dumps(r, option=orjson.OPT_NON_STR_KEYS) + b"\n" for r in records)
     with lock_for(target):
-        with open(target, "ab") as fh:
-            fh.write(payload)
-            fh.flush()
-            if fsync:
-                os.fsync(fh.fileno())
+        fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            start = os.fstat(fd).st_size
+            if start and os.pread(fd, 1, start - 1) != b"\n":
+                payload = b"\n" + payload
+            try:
+                view = memoryview(payload)
+                while view:
+                    view = view[os.write(fd, view):]
+                if fsync:
+                    os.fsync(fd)
+            except OSError:
+                try:
+                    os.ftruncate(fd, start)
+                except OSError:
+                    pass  # the next append starts on a new line anyway
+                raise
+        finally:
+            os.close(fd)

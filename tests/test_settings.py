@@ -77,7 +77,7 @@ def test_paths_resolve_under_root(tmp_path):
     s = load(ONLYTRADE_ROOT=str(tmp_path), AGENT_MEMORY_DIR="mem", DECISION_AUDIT_BASE_DIR="/abs/audit")
     assert s.resolve(s.agent_memory_dir) == tmp_path / "mem"
     assert str(s.resolve(s.decision_audit_base_dir)) == "/abs/audit"
-    assert s.daily_history_file == tmp_path / "data/replay/cn-a/history/frames.1d.90.json"
+    assert s.daily_history_file == tmp_path / "data/replay/cn-a/history/frames.1d.111.json"
     assert load(LIVE_FRAMES_PATH="alias.json").live_frames_path_cn == "alias.json"
 
 

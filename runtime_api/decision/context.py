@@ -111,8 +111,13 @@ def candidate_symbols(trader: dict, candidates: dict, settings: Settings) -> lis
     return (pool + extra)[: settings.agent_candidate_symbol_limit]
 
 
-def choose_focus(trader: dict, cycle_number: int, pool: list[str], ranked: list[dict], settings: Settings) -> dict:
-    """Round-robin (strict loop) or top-ranked focus, skipping candidates without intraday bars."""
+def choose_focus(
+    trader: dict, cycle_number: int, pool: list[str], ranked: list[dict], settings: Settings, sellable: dict | None = None
+) -> dict:
+    """Round-robin (strict loop) or top-ranked focus, skipping candidates without intraday bars.
+
+    With position review on, every second cycle looks at a holding that can be sold today (round-robin
+    among them): the plain loop visits a held symbol once per pool length, so exits were rarely judged."""
     with_data = {r["symbol"] for r in ranked if r.get("intraday_frames")}
     eligible = [s for s in pool if s in with_data] or list(pool)
     ranked_eligible = [r["symbol"] for r in ranked if r["symbol"] in eligible]
@@ -121,10 +126,15 @@ def choose_focus(trader: dict, cycle_number: int, pool: list[str], ranked: list[
     loop_symbol = None
     if settings.agent_strict_symbol_loop and eligible:
         loop_symbol = eligible[(stable_hash(trader_id) + int(cycle_number)) % len(eligible)]
+    selected_by = "strict_loop" if loop_symbol else "rank_score"
+    review = [s for s in eligible if int((sellable or {}).get(s) or 0) > 0]
+    if settings.agent_position_review_enabled and review and int(cycle_number) % 2 == 0:
+        loop_symbol = review[(int(cycle_number) // 2) % len(review)]
+        selected_by = "position_review"
     selected = loop_symbol or ranked_top
     return {
         "selected_symbol": selected,
-        "selected_by": "strict_loop" if loop_symbol else "rank_score",
+        "selected_by": selected_by,
         "loop_symbol": loop_symbol,
         "ranked_top_symbol": ranked_top,
     }
@@ -175,7 +185,7 @@ def build_cycle_context(
         contexts[symbol] = ctx
         rows.append(candidate_item(ctx, data.get("name")))
     ranked = rank_candidates(rows, trader)
-    focus = choose_focus(trader, cycle_number, pool, ranked, settings)
+    focus = choose_focus(trader, cycle_number, pool, ranked, settings, (portfolio or {}).get("sellable"))
     symbol = focus["selected_symbol"]
     if symbol is None:  # no candidates at all: an empty context the simulator turns into a hold
         symbol = (trader.get("stock_pool") or ["UNKNOWN"])[0]
@@ -187,10 +197,13 @@ def build_cycle_context(
     context = contexts[symbol]
     context["trader_id"] = trader.get("agent_id") or trader.get("trader_id")
     context["cycle_number"] = cycle_number
+    extras = extras or {}
+    excluded = dict(extras.get("excluded_symbols") or {})
     context["candidate_set"] = {
         "symbols": [r["symbol"] for r in ranked] or [symbol],
         **focus,
         "items": ranked,
+        "excluded": excluded,
     }
     config = runtime_config(settings, market)
     context["runtime_config"] = config
@@ -209,6 +222,10 @@ def build_cycle_context(
     }
 
     ready = readiness.evaluate(context, now_ms=now_ms, settings=settings)
+    if not pool and excluded:
+        # Every pool symbol was refused (stale, missing or bad prices): hold, and say why.
+        why = [f"{sym}:{reason}" for sym, reason in sorted(excluded.items())]
+        ready = {**ready, "level": "ERROR", "reasons": ["no_usable_symbol", *why[:5]], "excluded_symbols": excluded}
     context["data_readiness"] = ready
     if ready["opening_phase_active"]:
         config["opening_phase_mode"] = True
@@ -219,7 +236,6 @@ def build_cycle_context(
         config["conservative_probe_enabled"] = False
         context["llm_decision"] = readiness_gate(symbol, ready)
 
-    extras = extras or {}
     overview = extras.get("market_overview") or {}
     digest = extras.get("news_digest") or {}
     context["market_overview"] = {"source_kind": overview.get("source_kind"), "brief": overview.get("brief") or ""}

@@ -16,6 +16,7 @@ from runtime_api.decision.context import runtime_config
 from runtime_api.decision.costs import affordable_quantity, commission, round2, sell_quantity, to_lots
 from runtime_api.decision.features import js_round, number
 from runtime_api.decision.llm import LlmDecision
+from runtime_api.market.sanity import usable_price
 from runtime_api.settings import Settings
 
 
@@ -117,7 +118,7 @@ def _order(context: dict, llm: LlmDecision | None, trader: dict) -> Order:
         action = heuristic.decide_action(heuristic.signals(features), heuristic.profile(trader))
     return Order(
         symbol=symbol,
-        price=price if price and price > 0 else None,
+        price=price if usable_price(price) else None,  # never fill at a feed error
         features=features,
         source=source,
         given=given,
@@ -379,3 +380,29 @@ def create_decision(
         cycle_number=cycle_number, now_iso=now_iso, llm_info=llm_info,
     )
     return DecisionOutcome(record=record, fill=fill, audit_fields=audit, context=context)
+
+
+def close_position_fill(*, portfolio: dict, symbol: str, price: float, settings: Settings, market: str,
+                        now_iso: str, order_id: str) -> dict[str, Any]:
+    """An operator's close: one sell of every sellable share of `symbol` at `price`, through the same
+    fill as an agent's sell (lots, commission minimum, stamp duty, T+1); no guardrail clips it.
+
+    Returns the fill for `portfolio.apply_decision` plus `held_shares` and `locked_shares` (bought
+    today under T+1, still held afterwards)."""
+    rules = runtime_config(settings, market)
+    book = _book(portfolio, rules)
+    held = book.shares(symbol)
+    order = Order(symbol=symbol, price=price, features={}, source="operator.close_position", given=None,
+                  original_action="sell", action="sell", requested=held)
+    if held > 0 and book.sellable_shares(symbol) <= 0:
+        order.error = "t_plus_one_locked"
+    else:
+        _fill(order, book, rules)
+    return {
+        "action": "sell", "symbol": symbol, "executed": order.executed, "requested_quantity": held,
+        "filled_quantity": order.filled, "price": price, "notional": order.notional,
+        "commission": order.commission, "stamp_duty": order.stamp_duty,
+        "fee": round2(order.commission + order.stamp_duty), "realized_pnl": order.realized,
+        "order_id": order_id, "ts": now_iso, "source": order.source, "error": order.error,
+        "held_shares": held, "locked_shares": held - order.filled,
+    }

@@ -6,11 +6,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runtime_api.market.bars import DEFAULT_LIMIT, FrameIndex, clamp_limit, parse_batch
-from runtime_api.market.live_files import WatchedFile
+from runtime_api.market.live_files import WatchedFile, checked_batch
 
 
 class DailyHistory(WatchedFile):
-    """The daily bars file; re-checked at most every `check_ms`, keeping the last good data on a bad reload."""
+    """The daily bars file; re-checked at most every `check_ms`, keeping the last good data on a bad reload.
+
+    `live` (the job-written `LIVE_DAILY_PATH_CN`) refuses a file with bars in the future, and with
+    `require_real` one not labelled mode "real", as the live frames files."""
 
     def __init__(
         self,
@@ -19,15 +22,22 @@ class DailyHistory(WatchedFile):
         now_ms: Callable[[], int] | None = None,
         check_ms: int = 1000,
         display_path: str | None = None,
+        live: bool = False,
+        require_real: bool = False,
     ):
         super().__init__(path, refresh_ms=check_ms, now_ms=now_ms, display_path=display_path)
+        self.live = live
+        self.require_real = require_real
         self.index = FrameIndex()
         self.mode: str | None = None
         self.provider: str | None = None
         self.refresh(force=True)
 
     def _accept(self, raw: bytes) -> None:
-        batch = parse_batch(raw, self.path)
+        if self.live:
+            batch = checked_batch(raw, self.path, now_ms=self.now_ms(), require_real=self.require_real)
+        else:
+            batch = parse_batch(raw, self.path)
         self.index = FrameIndex(batch["frames"])
         self.mode = batch.get("mode") or "real"
         self.provider = batch.get("provider") or "daily-history"

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from runtime_api.market import sanity
 from runtime_api.market.bars import DEFAULT_LIMIT, FrameIndex, clamp_limit, parse_batch
 from runtime_api.storage import CorruptFileError
 
@@ -99,8 +100,23 @@ class WatchedFile:
         }
 
 
+def checked_batch(raw: bytes, path: Path, *, now_ms: int, require_real: bool) -> dict:
+    """A live frames file's batch, refused whole (CorruptFileError, the last good data stays) when a
+    bar lies in the future beyond one bar of skew, or, with `require_real`, when it is not labelled
+    mode "real"."""
+    batch = parse_batch(raw, path)
+    if require_real and sanity.not_real(batch):
+        raise CorruptFileError(path, sanity.MODE_NOT_REAL)
+    if sanity.future_frames(batch["frames"], now_ms):
+        raise CorruptFileError(path, sanity.DATA_IN_FUTURE)
+    return batch
+
+
 class LiveFileFrameProvider(WatchedFile):
-    """A live market.frames.v1 file (CN 1m, or US 1m + 1d), hot-reloaded and indexed."""
+    """A live market.frames.v1 file (CN 1m, or US 1m + 1d), hot-reloaded and indexed.
+
+    `require_real` (strict live mode) refuses a file not labelled mode "real"; a file with bars in
+    the future is always refused (`data_in_future`)."""
 
     def __init__(
         self,
@@ -110,15 +126,17 @@ class LiveFileFrameProvider(WatchedFile):
         stale_ms: int = 180_000,
         now_ms: Callable[[], int] | None = None,
         display_path: str | None = None,
+        require_real: bool = False,
     ):
         super().__init__(path, refresh_ms=refresh_ms, now_ms=now_ms, display_path=display_path)
         self.stale_after_ms = max(6 * self.refresh_ms, int(stale_ms))
+        self.require_real = require_real
         self.index = FrameIndex()
         self.mode: str | None = None
         self.provider: str | None = None
 
     def _accept(self, raw: bytes) -> None:
-        batch = parse_batch(raw, self.path)
+        batch = checked_batch(raw, self.path, now_ms=self.now_ms(), require_real=self.require_real)
         index = FrameIndex(batch["frames"])
         first = next((f for f in batch["frames"] if isinstance(f, dict)), {})
         self.index = index

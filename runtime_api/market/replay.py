@@ -43,6 +43,7 @@ class ReplayEngine:
         self.warmup_bars = int(warmup_bars)
         self.loop = bool(loop)
         self.completed = False
+        self.loops = 0  # wraps so far: the same trading day replayed again is a new session
         self.running = bool(running) and bool(self.timeline)
         self.cursor = min(max(self.warmup_bars - 1, 0), len(self.timeline) - 1) if self.timeline else -1
         self._carry = 0.0
@@ -52,10 +53,14 @@ class ReplayEngine:
     def _build_days(self) -> None:
         # The producer's window.trading_day is authoritative; the Shanghai date is the fallback.
         day_of_start: dict[int, str] = {}
+        first_bar: dict[str, dict[str, int]] = {}  # day -> symbol -> start of its first bar that day
         for symbol in self.index.symbols("1m"):
             for bar in self.index.frames(symbol, "1m"):
+                start = start_of(bar)
                 day = (bar.get("window") or {}).get("trading_day")
-                day_of_start.setdefault(start_of(bar), day or trading_day_of(start_of(bar), "CN-A"))
+                day = day_of_start.setdefault(start, day or trading_day_of(start, "CN-A"))
+                first_bar.setdefault(day, {}).setdefault(symbol, start)
+        self._first_bar = first_bar
         self._days: list[str] = []
         self._day_first: list[int] = []  # timeline index where each day starts
         for i, ts in enumerate(self.timeline):
@@ -73,6 +78,7 @@ class ReplayEngine:
             return True
         if self.loop:
             self.cursor = 0
+            self.loops += 1
             return True
         self.running = False
         self.completed = True
@@ -155,6 +161,21 @@ class ReplayEngine:
         if self.cursor < 0:
             return None
         return self._days[bisect.bisect_right(self._day_first, self.cursor) - 1]
+
+    def session(self) -> str | None:
+        """The trading day, tagged with the loop pass after a wrap (`2026-02-10#1`): T+1 locks per session."""
+        day = self.trading_day()
+        return day if day is None or not self.loops else f"{day}#{self.loops}"
+
+    def symbols_at_cursor(self) -> set[str]:
+        """Symbols that have bars on the cursor's trading day at or before the cursor.
+
+        A symbol the pack does not cover on this day still has older bars (another day's), which
+        would only ever give a stale, untradeable context."""
+        current, day = self.current_ts_ms(), self.trading_day()
+        if current is None:
+            return set()
+        return {symbol for symbol, first in self._first_bar.get(day, {}).items() if first <= current}
 
     def visible_frames(self, symbol: str, limit: int | None = DEFAULT_LIMIT) -> list[dict]:
         """A symbol's last `limit` 1m bars (None for all) that started at or before the cursor, never later ones."""

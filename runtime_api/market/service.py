@@ -16,6 +16,7 @@ from typing import Any
 
 from runtime_api.errors import ApiError
 from runtime_api.market.bars import DEFAULT_LIMIT, INTERVAL_MINUTES, INTERVALS, aggregate, clamp_limit, start_of, to_kline
+from runtime_api.market import sanity, session_freshness
 from runtime_api.market.daily import DailyHistory
 from runtime_api.market.live_files import LiveFileFrameProvider, wall_clock_ms
 from runtime_api.market.replay import ReplayEngine
@@ -186,9 +187,13 @@ class MarketDataService:
                 return bars, _mode_of(bars), _provider_of(bars, "replay-stream")
         return [], "real", "none"
 
+    def _daily_until_ms(self) -> int | None:
+        """Daily bars visible now: up to the replay clock, or (live) bars that have closed."""
+        return self.now_ms() if self.settings.live_mode else self.replay_clock_ms()
+
     def _daily(self, symbol: str, market: str, limit: int) -> tuple[list[dict], str, str]:
         if self.daily is not None:
-            bars = self.daily.frames(symbol, limit, until_ts_ms=self.replay_clock_ms())
+            bars = self.daily.frames(symbol, limit, until_ts_ms=self._daily_until_ms())
             if bars:
                 return bars, self.daily.mode or "real", self.daily.provider or "daily-history"
         live = self._live(symbol, market, "1d", limit) if self.settings.live_mode else None  # the US file has 1d bars
@@ -228,14 +233,77 @@ class MarketDataService:
         return [to_kline(bar) for bar in self.get_frames(symbol, interval, limit, source)["frames"]]
 
     def latest_price(self, symbol: Any) -> float | None:
-        """The close of the newest 1m bar visible now (None when the symbol has none)."""
+        """The close of the newest 1m bar visible now, when it is a sane price (finite, positive,
+        inside the daily limit against the previous close); None otherwise, so a bad tick never
+        marks a position."""
         try:
             symbol = normalize_symbol(symbol)
         except MarketDataError:
             return None
-        bars, _, _ = self._intraday(symbol, market_of_symbol(symbol), 1)
-        close = (bars[-1].get("bar") or {}).get("close") if bars else None
-        return float(close) if isinstance(close, (int, float)) else None
+        market = market_of_symbol(symbol)
+        bars, _, _ = self._intraday(symbol, market, 1)
+        if not bars:
+            return None
+        close = (bars[-1].get("bar") or {}).get("close")
+        if not sanity.usable_price(close):
+            return None
+        if market == CN:
+            daily = self.daily.frames(symbol, 5, until_ts_ms=self._daily_until_ms()) if self.daily is not None else []
+            reference = sanity.previous_close(daily, sanity.trading_day(bars[-1]))
+            if reference is not None and not sanity.within_limit(float(close), reference, sanity.price_limit_pct(symbol)):
+                return None
+        return float(close)
+
+    def assess(self, symbol: str, intraday: list[dict], daily: list[dict], *, name: str | None = None) -> dict:
+        """Whether a symbol's bars may be traded on: `intraday` / `daily` reasons (None when fine).
+
+        Sanity (finite positive prices, the daily price limit) applies in every mode; in live mode
+        the symbol must also be in the frames file and fresh against the session
+        (`session_freshness`), and have enough daily bars ending on the previous trading day."""
+        now = self.now_ms()
+        cn = market_of_symbol(symbol) == CN
+        intraday_reason = sanity.intraday_problem(symbol, intraday, daily, name) if cn else None
+        daily_reason = sanity.daily_problem(symbol, daily, name) if cn else None
+        if self.settings.live_mode:
+            if not intraday:
+                intraday_reason = "symbol_missing"
+            elif intraday_reason is None:
+                latest = sanity.bar_end_ms(intraday[-1]) or 0
+                window = self.settings.live_file_stale_ms
+                if session_freshness.intraday_age_ms(latest, now, window) > window:
+                    intraday_reason = "symbol_stale"
+            daily_error = self.daily.last_error if self.daily is not None else "daily_file_missing"
+            if cn and daily_error:
+                daily_reason = f"daily_file_error:{daily_error}"  # the job's file is refused: its bars are not used
+            elif cn and daily_reason is None:
+                if not daily:
+                    daily_reason = "daily_missing"
+                elif len(daily) < self.settings.data_readiness_min_daily_frames:
+                    daily_reason = "daily_insufficient"
+                elif not session_freshness.daily_fresh(sanity.trading_day(daily[-1]), now):
+                    daily_reason = "daily_stale"
+        return {
+            "symbol": symbol,
+            "usable": intraday_reason is None and daily_reason is None,
+            "reason": intraday_reason or daily_reason,
+            "intraday": intraday_reason,
+            "daily": daily_reason,
+            "intraday_frames": len(intraday),
+            "daily_frames": len(daily),
+        }
+
+    def symbol_health(self, symbol: Any, *, intraday_limit: int = 180, daily_limit: int = 180) -> dict:
+        """`assess` on the bars the decision context would get for this symbol now."""
+        symbol = normalize_symbol(symbol)
+        try:
+            intraday = self.get_frames(symbol, "1m", intraday_limit)["frames"]
+        except MarketDataError:
+            intraday = []
+        try:
+            daily = self.get_frames(symbol, "1d", daily_limit)["frames"]
+        except MarketDataError:
+            daily = []
+        return self.assess(symbol, intraday, daily)
 
     def symbols(self) -> list[str]:
         """Symbols with 1m bars in the active source (the live files, or the replay pack)."""

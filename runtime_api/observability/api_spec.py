@@ -53,6 +53,7 @@ ROOM = {400: ["invalid_room_id"], 404: ["room_not_found"]}
 MARKET = {400: ["invalid_interval", "invalid_symbol"], 503: ["live_frames_unavailable"]}
 AGENT = {400: ["invalid_agent_id"], 404: ["agent_manifest_not_found"]}
 STREAM = {429: ["too_many_subscribers"], 503: ["stream_closed"]}
+VIEWER_BODY = {400: ["invalid_json"], 413: ["payload_too_large"]}
 
 OPS: dict[str, Op] = {
     # health and config
@@ -88,7 +89,11 @@ OPS: dict[str, Op] = {
     "get_orders": Op(query=[TRADER_ID], errors=TRADER_404),
     "get_open_orders": Op(query=[TRADER_ID], errors=TRADER_404),
     "get_symbols": Op(query=[TRADER_ID], errors=TRADER_404, envelope=False),
-    "close_position": Op(body=body({"symbol": STRING}), errors={404: ["trader_not_found"]}),
+    "close_position": Op(body=body({"symbol": STRING, "side": STRING}),
+                         errors={400: ["invalid_agent_id", "invalid_symbol", "invalid_side"], 404: ["trader_not_found"],
+                                 409: ["no_price", "market_closed", "no_position", "t_plus_one_locked", "nothing_sellable",
+                                       "agent_memory_corrupt"],
+                                 423: ["kill_switch_active"]}),
     # runtime
     "get_runtime_status": Op(),
     "post_runtime_control": Op(
@@ -138,6 +143,39 @@ OPS: dict[str, Op] = {
     "get_market_stream": Op(query=[q("symbols", STRING, "Comma list"), q("interval", STRING)], media="text/event-stream",
                             envelope=False, errors={400: ["invalid_symbols", "too_many_symbols", "invalid_interval"], **STREAM}),
     "get_packet_build_stats": Op(errors={404: ["not_found", "room_not_found"]}),
+    # two-person approvals (issue 10)
+    "get_approvals": Op(),
+    "post_approve": Op(body=body({}), errors={404: ["approval_not_found"], 409: ["approval_needs_second_person"]}),
+    "post_cancel": Op(body=body({}), errors={404: ["approval_not_found"]}),
+    # chat, speech and bets: viewer routes, no control token (issue 9)
+    "post_chat_session_bootstrap": Op(body={"type": "object", "properties": {"user_nickname": STRING}}, errors=VIEWER_BODY),
+    "get_room_public_chat": Op(query=[q("limit", {"type": "integer", "default": 20}, "1..200"), q("before_ts_ms", NUMBER)],
+                               errors=ROOM),
+    "get_room_private_chat": Op(query=[q("user_session_id", STRING, "The credential from bootstrap"),
+                                       q("limit", {"type": "integer", "default": 20}, "1..200"), q("before_ts_ms", NUMBER)],
+                                errors={**ROOM, 400: ["invalid_room_id", "invalid_user_session_id"], 403: ["unverified_user_session"]}),
+    "post_room_message": Op(
+        body={"type": "object", "properties": {"user_session_id": STRING, "user_nickname": STRING, "message_type": STRING,
+                                               "text": STRING, "visibility": STRING}},
+        errors={**VIEWER_BODY, 400: ["invalid_json", "invalid_room_id", "invalid_user_session_id", "invalid_message_type", "invalid_text",
+                                     "text_too_long", "invalid_visibility", "invalid_mention_target"],
+                403: ["unverified_user_session", "chat_posting_disabled"], 404: ["room_not_found"], 429: ["rate_limited"]}),
+    "get_tts_config": Op(),
+    "post_tts": Op(body={"type": "object", "properties": {"room_id": STRING, "message_id": STRING, "text": STRING, "speed": NUMBER}},
+                   media="application/octet-stream", envelope=False,
+                   errors={**VIEWER_BODY, 400: ["invalid_json", "room_id_required", "text_required", "invalid_speed", "message_id_required",
+                                                "invalid_room_id"],
+                           404: ["room_not_found"], 502: ["chat_tts_dispatch_failed"], 503: ["tts_disabled"]}),
+    "get_bets_market": Op(query=[q("market", STRING), TRADER_ID, q("user_session_id", STRING)],
+                          errors={404: ["bets_disabled", "trader_not_available_for_bet"]}),
+    "post_bets_place": Op(
+        body={"type": "object", "properties": {"user_session_id": STRING, "user_nickname": STRING, "trader_id": STRING,
+                                               "stake_amount": NUMBER}},
+        errors={**VIEWER_BODY, 400: ["invalid_json", "invalid_user_session_id", "invalid_trader_id", "insufficient_credit_points"],
+                403: ["unverified_user_session"], 404: ["bets_disabled", "trader_not_available_for_bet"],
+                409: ["betting_closed_before_market_close_30m"], 429: ["rate_limited"]}),
+    "get_bets_credits": Op(query=[q("limit", {"type": "integer", "default": 20}, "1..200"), q("user_session_id", STRING)],
+                           errors={404: ["bets_disabled"]}),
     # pages
     "get_lobby_page": Op(media="text/html", envelope=False),
     "get_room_page": Op(media="text/html", envelope=False),

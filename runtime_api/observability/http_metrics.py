@@ -15,7 +15,7 @@ from ..ids import new_id
 
 REQUEST_ID = contextvars.ContextVar("request_id", default=None)
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_.:-]")
-_AUTH_FAILURES = {401: "unauthorized_control_token", 429: "too_many_auth_failures"}
+_AUTH_FAILURES = {401: "unauthorized_control_token", 403: "insufficient_role", 429: "too_many_auth_failures"}
 
 
 def _request_id(scope) -> str:

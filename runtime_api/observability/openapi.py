@@ -20,12 +20,13 @@ _CONVERTOR = re.compile(r"{([^}:]+)(:[^}]+)?}")
 # What every operation can answer, and what every control route adds (control.control_route).
 COMMON_ERRORS = {500: ["internal_error"]}
 CONTROL_ERRORS = {
-    400: ["invalid_json"], 401: ["unauthorized_control_token"], 413: ["payload_too_large"],
-    429: ["too_many_auth_failures"], 503: ["control_token_not_configured"], 500: ["internal_error"],
+    400: ["invalid_json"], 401: ["unauthorized_control_token"], 403: ["insufficient_role"], 413: ["payload_too_large"],
+    429: ["too_many_auth_failures", "too_many_pending_approvals"], 500: ["internal_error"],
+    503: ["control_token_not_configured", "state_write_failed"], 507: ["state_write_failed"],
 }
-STATUS_TEXT = {200: "OK", 400: "Bad request", 401: "Missing or wrong control token", 403: "Forbidden", 404: "Not found",
+STATUS_TEXT = {200: "OK", 202: "Accepted: waiting for a second admin (two-person rule)", 400: "Bad request", 401: "Missing or wrong control token", 403: "Forbidden", 404: "Not found",
                409: "Conflict", 413: "Body too large", 423: "Locked by the kill switch", 429: "Too many requests",
-               500: "Unexpected server error", 503: "Unavailable"}
+               500: "Unexpected server error", 502: "Upstream failed", 503: "Unavailable", 507: "Disk full"}
 
 
 class MissingSpec(LookupError):
@@ -70,6 +71,8 @@ def _responses(op: Op, control: bool) -> dict[str, Any]:
         for status, codes in table.items():
             errors.setdefault(status, []).extend(codes)
     out: dict[str, Any] = {"200": {"description": "OK", "content": _content(op, _success_schema(op))}}
+    if control:  # an admin action under the two-person rule answers 202 with the pending request
+        out["202"] = {"description": STATUS_TEXT[202], "content": {"application/json": {"schema": _success_schema(Op())}}}
     for status in sorted(errors):
         codes = errors[status]
         if not codes:  # the same body as a success, with another status (e.g. /health/ready before boot)

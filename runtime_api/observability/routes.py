@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..control import token_matches
 from ..errors import ApiError
 from ..responses import JSONResponse
 from ..settings import is_loopback
 from . import observer
 from .openapi import openapi_document
+
+
+def token_matches(given: str, expected: str) -> bool:
+    """Constant time, lengths included (both sides are hashed first)."""
+    digest = lambda t: hashlib.sha256(t.encode()).digest()  # noqa: E731
+    return bool(expected) and hmac.compare_digest(digest(given), digest(expected))
 
 
 def _check_access(request: Request) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from . import agents, decisions, dev, health, market, ops, pages, replay, rooms, runtime, traders
+from pathlib import Path
+
+from . import agents, bets, chat, decisions, dev, health, market, ops, pages, replay, rooms, runtime, traders, web_dist
 
 
-def all_routes() -> list:
+def all_routes(web_dist_dir: Path | None = None) -> list:
     api = [
         *health.routes,
         *agents.routes,
@@ -17,7 +19,11 @@ def all_routes() -> list:
         *dev.routes,
         *ops.routes,
         *rooms.routes,
+        *chat.routes,
+        *bets.routes,
     ]
     from ..observability import routes as observability
 
+    if web_dist_dir is not None:
+        return [*api, *observability.routes, *pages.routes, *web_dist.build_routes(web_dist_dir, api)]
     return [*api, *observability.routes, *pages.routes, pages.prefixed(api)]

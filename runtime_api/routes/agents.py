@@ -12,6 +12,7 @@ from ..control import ControlCall, control_route, read_route
 from ..errors import ApiError, bad_request
 from ..manifests import AGENT_ID_RE
 from ..responses import ok
+from ..state_health import state_write_failed
 
 ASSET_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$")
 
@@ -52,7 +53,10 @@ async def _mutate(call: ControlCall, method: str):
     ctx = call.request.app.state.ctx
     agent_id = agent_id_param(call.request)
     call.target = agent_id
-    result = await anyio.to_thread.run_sync(getattr(ctx.svc.registry, method), agent_id)
+    try:  # the registry writes its file first and changes memory only on success
+        result = await anyio.to_thread.run_sync(getattr(ctx.svc.registry, method), agent_id)
+    except OSError as exc:
+        raise state_write_failed(exc, f"{method} {agent_id} refused, the registry is unchanged") from exc
     ctx.runtime.refresh_gate()
     ctx.runtime.bump()
     return ok(result)

@@ -9,6 +9,7 @@ from ..control import ControlCall, control_route
 from ..errors import bad_request
 from ..http import truthy
 from ..responses import ok
+from ..state_health import state_write_failed
 from .runtime import runtime_summary
 
 
@@ -32,14 +33,24 @@ async def post_factory_reset(call: ControlCall) -> Response:
             },
         })
     runtime = ctx.runtime
-    await runtime.pause("after_reset")
+    try:  # the writes come first: on a full disk the reset is refused with nothing changed
+        backup = await resets.backup(ctx, ids)
+        await runtime.pause("after_reset", strict=True)
+    except OSError as exc:
+        raise state_write_failed(exc, "factory reset refused, nothing changed") from exc
+    call.extra["backup"] = backup
     replay = ctx.svc.replay
     if replay is not None:
         replay.pause()
         replay.set_cursor(cursor)
         runtime.note_replay_step()
-    backup = await resets.backup(ctx, ids)
-    snapshots = await resets.reset_agents(ctx, ids, memory=True, positions=False, stats=False)
+    try:
+        if replay is not None:
+            await runtime.save_replay_position()  # a restart after the reset starts at the rewound cursor too
+        snapshots = await resets.reset_agents(ctx, ids, memory=True, positions=False, stats=False)
+    except OSError as exc:
+        raise state_write_failed(exc, f"factory reset incomplete, the runtime stays paused; the snapshots "
+                                      f"before it are in {backup}; retry once the disk has room") from exc
     runtime.reset_history(None)
     ctx.extra["viewer_streams"].state_changed()  # viewers see the reset at once
     return ok({
@@ -62,14 +73,18 @@ async def post_reset_agent(call: ControlCall) -> Response:
     if call.dry_run:
         return ok({"action": "reset_agent", "trader_id": trader_id, **flags, "dry_run": True,
                    "would_reset": resets.plan(ctx, [trader_id], **scopes)[0]})
-    backup = await resets.backup(ctx, [trader_id])
-    snapshot = (await resets.reset_agents(ctx, [trader_id], **scopes))[trader_id]
+    try:
+        backup = await resets.backup(ctx, [trader_id])
+        call.extra["backup"] = backup
+        snapshot = (await resets.reset_agents(ctx, [trader_id], **scopes))[trader_id]
+    except OSError as exc:  # backup and snapshot are each written before anything changes in memory
+        raise state_write_failed(exc, f"reset of {trader_id} refused, nothing changed") from exc
     ctx.extra["viewer_streams"].state_changed(trader_id)  # its viewers see the reset at once
     return ok({"action": "reset_agent", "trader_id": trader_id, **flags, "dry_run": False, "backup": backup,
                "memory": snapshot})
 
 
 routes = [
-    control_route("/api/dev/factory-reset", post_factory_reset, action="dev.factory_reset"),
-    control_route("/api/dev/reset-agent", post_reset_agent, action="dev.reset_agent"),
+    control_route("/api/dev/factory-reset", post_factory_reset, action="dev.factory_reset", role="admin"),
+    control_route("/api/dev/reset-agent", post_reset_agent, action="dev.reset_agent", role="admin"),
 ]

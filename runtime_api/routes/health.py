@@ -7,13 +7,16 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..access.connections import open_descriptors
 from ..control import read_route
 from ..responses import JSONResponse
+from ..state_health import state_writes_view
 
 
 def health_body(ctx) -> dict:
     runtime = ctx.runtime
     build = ctx.extra["observability"].build
+    writes = state_writes_view(ctx.svc.memory, ctx.svc.kill_switch, runtime)
     return {
         "ok": True,
         "service": "opentrade-runtime-api",
@@ -28,7 +31,21 @@ def health_body(ctx) -> dict:
         "last_cycle_started_ms": runtime.last_cycle_started_ms,
         "last_cycle_completed_ms": runtime.last_cycle_completed_ms,
         "in_flight": bool(runtime.in_flight),
+        "connections": connection_stats(ctx),
+        "cycle_heartbeat": runtime.heartbeat(),
+        "state_writes_ok": writes["ok"],
+        "state_write_problems": writes["problems"],
     }
+
+
+def connection_stats(ctx) -> dict | None:
+    """Open connections against the cap, descriptors against the limit, and what the guard closed."""
+    guard = ctx.extra.get("connections")
+    if guard is None:
+        return None  # served in-process (tests): no guarded server
+    budget = ctx.extra["descriptor_budget"]
+    return {**guard.stats(), "descriptors_open": open_descriptors(), "descriptors_limit": budget.limit,
+            "descriptor_reserve": budget.reserve}
 
 
 async def get_health(request: Request) -> Response:
@@ -37,10 +54,13 @@ async def get_health(request: Request) -> Response:
 
 
 async def get_ready(request: Request) -> Response:
-    """Readiness for probes: 200 once boot has finished, 503 before."""
+    """Readiness for probes: 200 once boot has finished and state writes reach the disk, else 503.
+
+    `/health` stays 200 on a full disk (liveness: a restart would not free the disk, and would
+    forget a kill switch held in memory only); readiness says the runtime cannot persist."""
     ctx = request.app.state.ctx
     body = health_body(ctx)
-    return JSONResponse(body, status_code=200 if ctx.ready else 503)
+    return JSONResponse(body, status_code=200 if ctx.ready and body["state_writes_ok"] else 503)
 
 
 async def get_config(request: Request) -> Response:

@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from ..control import ControlCall, control_route, read_route
 from ..errors import ApiError, bad_request
+from ..http import clamp_int
 from ..numbers import finite
 from ..responses import ok
 
@@ -57,11 +58,7 @@ async def post_replay_control(call: ControlCall) -> Response:
     elif action == "resume":
         replay.resume()
     elif action == "step":
-        try:
-            bars = int(float(body.get("bars", 1)))
-        except (TypeError, ValueError):
-            bars = 1
-        replay.step(max(1, min(120, bars)))
+        replay.step(clamp_int(body.get("bars"), 1, 1, 120))
         ctx.runtime.note_replay_step()
         # A manual step always forces one decision cycle, even below the bar cadence.
         cycle = await ctx.runtime.run_cycle(force=True)
@@ -82,6 +79,7 @@ async def post_replay_control(call: ControlCall) -> Response:
         replay.set_loop(body["loop"])
     else:
         raise bad_request("invalid_action", "action must be pause, resume, step, set_speed, set_cursor or set_loop")
+    await ctx.runtime.save_replay_position()  # cursor and pause survive a restart
     ctx.runtime.bump()
     data = {"action": action, "state": replay_status(ctx)}
     if cycle is not None:

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import packet
+from ..access.connections import descriptor_budget
 from ..control import read_route
 from ..errors import ApiError, bad_request, not_found
 from ..http import query_str
@@ -99,10 +100,14 @@ def install_viewer_streams(ctx, environ: Mapping[str, str] | None = None) -> Vie
         except ValueError:
             delay = 0
     packets = packet.RoomPackets(ctx, build_delay_ms=delay)
-    hub = RoomHub.from_settings(ctx.settings, build_packet=packets.build, max_subscribers=MAX_ROOM_SUBSCRIBERS)
+    # Viewer caps are shares of the descriptor budget, so viewers cannot crowd out the operator.
+    budget = ctx.extra["descriptor_budget"] = descriptor_budget(ctx.settings)
+    hub = RoomHub.from_settings(ctx.settings, build_packet=packets.build,
+                                max_subscribers=min(MAX_ROOM_SUBSCRIBERS, budget.room_viewers))
     market = MarketStream(latest_bars(ctx), poll_ms=ctx.settings.market_stream_poll_ms,
                           max_symbols=MAX_MARKET_SYMBOLS, keepalive_ms=ctx.settings.room_events_keepalive_ms,
-                          max_subscribers=MAX_MARKET_SUBSCRIBERS)
+                          max_subscribers=min(MAX_MARKET_SUBSCRIBERS, budget.market_viewers),
+                          max_stream_ms=ctx.settings.sse_max_stream_ms)
     streams = ViewerStreams(hub=hub, market=market, packets=packets, test_mode=test_mode)
     ctx.extra[KEY] = streams
     ctx.runtime.listeners.append(streams.on_decision)

@@ -8,10 +8,14 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..audience import audience_status
 from ..control import ControlCall, control_route, read_route
 from ..errors import ApiError, bad_request
 from ..http import query_int, query_str
+from ..memory import default_snapshot, utc_iso
 from ..responses import ok
+from ..session_calendar import market_of_exchange
+from ..state_health import state_write_failed, state_writes_view
 
 
 def runtime_summary(ctx) -> dict:
@@ -37,6 +41,7 @@ def live_freshness(ctx) -> dict:
     checks = {row["label"]: row for row in report["checks"]}
     return {
         "ok": bool((checks.get("cn_a_frames") or {}).get("ok")),
+        "phase": report.get("phase"),
         "required_ok": report["ok"],
         "required_fail_count": report["required_fail_count"],
         "ts_ms": report["ts_ms"],
@@ -55,6 +60,7 @@ def runtime_status(ctx, freshness: dict) -> dict:
             "call_count": rt.call_count(agent_id),
             "in_flight": agent_id in rt.in_flight,
             "last_error": rt.agent_errors.get(agent_id),
+            "excluded_symbols": rt.exclusions.get(agent_id, {}),
             "memory_error": ctx.svc.memory.errored().get(agent_id),
             "llm_breaker": breaker.status() if breaker else None,
         })
@@ -77,10 +83,12 @@ def runtime_status(ctx, freshness: dict) -> dict:
             "failures": dict(rt.llm_failures),
         },
         "sink_errors": dict(rt.sink_errors),
+        "state_writes": state_writes_view(ctx.svc.memory, ctx.svc.kill_switch, rt),
         "discarded_cycles": rt.discarded_cycles,
         "memory_errors": ctx.svc.memory.errored(),
         "event_loop": ctx.loop_monitor.status(),
         "response_cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
+        "chat_streaming": audience_status(ctx),
         "traders": agents,
     }
 
@@ -112,10 +120,16 @@ async def post_runtime_control(call: ControlCall) -> Response:
     if action in ("resume", "step") and ctx.svc.kill_switch.active:
         raise ApiError(423, "kill_switch_active", "deactivate the kill switch first")
     result = None
+    persisted = None
     if action == "pause":
-        await rt.pause("manual")
+        persisted = await rt.pause("manual")
+        if not persisted:
+            call.extra["persisted"] = False  # the audit says the pause holds in memory only
     elif action == "resume":
-        await rt.resume()
+        try:
+            await rt.resume()
+        except OSError as exc:
+            raise state_write_failed(exc, "resume refused, the runtime stays paused and nothing changed") from exc
     elif action == "step":
         result = await rt.run_cycle(force=True)
     elif action == "set_cycle_ms":
@@ -128,6 +142,8 @@ async def post_runtime_control(call: ControlCall) -> Response:
     data = {"action": action, "state": rt.state(), "metrics": dict(rt.metrics), "decision_every_bars": rt.decision_every_bars}
     if result is not None:
         data["cycle"] = result
+    if persisted is not None:
+        data["persisted"] = persisted
     return ok(data)
 
 
@@ -140,14 +156,20 @@ async def post_kill_switch(call: ControlCall) -> Response:
         await anyio.to_thread.run_sync(lambda: ks.activate(reason=str(call.body.get("reason") or ""), actor=call.actor))
         if ctx.svc.replay:
             ctx.svc.replay.pause()
+        if not ks.persisted:
+            call.extra["persisted"] = False  # the audit says the kill switch holds in memory only
     elif action == "deactivate":
-        await anyio.to_thread.run_sync(lambda: ks.deactivate(actor=call.actor))
+        try:
+            await anyio.to_thread.run_sync(lambda: ks.deactivate(actor=call.actor))
+        except OSError as exc:
+            raise state_write_failed(exc, "deactivate refused, the kill switch stays ON and nothing changed") from exc
     else:
         raise bad_request("invalid_action", "action must be activate or deactivate")
     ctx.runtime.bump()
     ctx.extra["viewer_streams"].state_changed()  # every watched room shows the kill switch at once
     return ok({
         "action": action,
+        "persisted": ks.persisted,
         "kill_switch": kill_switch_view(ctx),
         "runtime": runtime_summary(ctx),
         "replay": ctx.svc.replay.status() if ctx.svc.replay else None,
@@ -160,10 +182,15 @@ async def get_agent_memory(request: Request) -> Response:
     agent_id = query_str(request, "trader_id")
     memory = ctx.svc.memory
     if agent_id:
-        ctx.trader(agent_id)
+        rec = ctx.svc.registry.get(agent_id)
+        if not rec or rec.get("available") is False:
+            raise ApiError(404, "memory_not_found", f"no registered agent {agent_id!r}")
         snap = await anyio.to_thread.run_sync(memory.get, agent_id)
-        if snap is None:
-            raise ApiError(404, "memory_not_found", f"{agent_id} has no memory snapshot yet")
+        if snap is None and agent_id in memory.errored():  # a corrupt file, quarantined: not a fresh agent
+            raise ApiError(409, "agent_memory_corrupt", memory.errored()[agent_id])
+        if snap is None:  # registered, never decided: its initial snapshot, as Node (nothing is written)
+            snap = default_snapshot(agent_id, rec.get("agent_name") or agent_id, ctx.settings, utc_iso(),
+                                    market=market_of_exchange(str(rec.get("exchange_id") or "")))
         return ctx.cache.get(("memory", agent_id), ctx.state_version(), lambda: snap)
 
     def build():
@@ -216,7 +243,8 @@ routes = [
     control_route("/api/agent/runtime/control", post_runtime_control,
                   action=lambda b: f"agent.runtime.control.{str(b.get('action') or '').strip().lower() or 'none'}"),
     control_route("/api/agent/runtime/kill-switch", post_kill_switch,
-                  action=lambda b: f"agent.runtime.kill_switch.{str(b.get('action') or '').strip().lower() or 'none'}"),
+                  action=lambda b: f"agent.runtime.kill_switch.{str(b.get('action') or '').strip().lower() or 'none'}",
+                  role=lambda b: "admin" if str(b.get("action") or "").strip().lower() == "deactivate" else "operator"),
     read_route("/api/agent/memory", get_agent_memory),
     read_route("/api/agent/market-context", get_market_context),
 ]

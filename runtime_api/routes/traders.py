@@ -8,23 +8,29 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import portfolio_views as pv
+from .. import position_close
 from ..control import ControlCall, control_route, read_route
+from .agents import ASSET_RE
 from ..errors import bad_request
 from ..http import json_body, query_int, query_str
 from ..responses import JSONResponse, ok
 from ..session_calendar import market_of_exchange, session_state
+from ..state_health import state_write_failed
 
 MAX_BATCH_IDS = 50
 INITIAL_BALANCE = 100000
 
 
 def avatar_urls(ctx, rec: dict) -> dict:
+    """Avatar URLs of files that exist (a missing one is left out: the client then draws its own)."""
     out = {}
+    folder = ctx.settings.resolve(ctx.settings.agents_dir) / rec["agent_id"]
     for key, file_key in (("avatar_url", "avatar_file"), ("avatar_hd_url", "avatar_hd_file")):
+        name = rec.get(file_key)
         if rec.get(key):
             out[key] = rec[key]
-        elif rec.get(file_key):
-            out[key] = f"/api/agents/{rec['agent_id']}/assets/{rec[file_key]}?v={ctx.svc.boot_ms}"
+        elif isinstance(name, str) and ASSET_RE.match(name) and (folder / name).is_file():
+            out[key] = f"/api/agents/{rec['agent_id']}/assets/{name}?v={ctx.svc.boot_ms}"
     return out
 
 
@@ -271,12 +277,25 @@ async def get_symbols(request: Request) -> Response:
             symbols.extend(s for s in rec.get("stock_pool") or [] if s not in symbols)
     if not symbols:
         symbols = ctx.svc.market.symbols()
-    return JSONResponse({"symbols": [{"symbol": s, "name": s, "category": "stock"} for s in symbols]})
+    names = ctx.svc.names
+    return JSONResponse({"symbols": [
+        {"symbol": s, "name": names.name_of(s) if names is not None else s, "category": "stock"} for s in symbols
+    ]})
 
 
 async def close_position(call: ControlCall) -> Response:
-    """A no-op kept for the web app: positions close only through agent decisions."""
-    return ok({"message": "Virtual position close queued in runtime-api mode"})
+    """Sell a trader's whole position in `symbol` now, through the fill path (T+1 respected)."""
+    ctx = call.request.app.state.ctx
+    agent_id = call.request.path_params["trader_id"].strip()
+    call.target = agent_id
+    try:
+        result = await position_close.close_position(ctx, agent_id, call.body, dry_run=call.dry_run)
+    except OSError as exc:
+        raise state_write_failed(exc, "close refused, the position is unchanged") from exc
+    call.extra["close"] = {k: result[k] for k in ("symbol", "filled_quantity", "price", "order_id", "locked_shares")}
+    if not call.dry_run:
+        ctx.extra["viewer_streams"].state_changed(agent_id)  # the room shows the sale at once
+    return ok(result)
 
 
 def _hours(raw) -> float | None:

@@ -166,6 +166,7 @@ class RoomHub:
             "buffer_ttl_ms": settings.room_events_buffer_ttl_ms,
             "packet_interval_ms": settings.room_events_stream_packet_interval_ms,
             "keepalive_ms": settings.room_events_keepalive_ms,
+            "max_stream_ms": settings.sse_max_stream_ms,
         }
         return cls(build_packet=build_packet, **{**options, **overrides})
 

@@ -8,13 +8,13 @@ import os
 import pytest
 from starlette.routing import Route
 
-from .conftest import TOKEN, assert_error, data_of
+from .conftest import TOKEN, assert_error, data_of, make_settings, open_api
 
 pytestmark = pytest.mark.anyio
 
 TRADER_READS = [
     "/api/status", "/api/account", "/api/positions", "/api/equity-history", "/api/positions/history",
-    "/api/agent/memory", "/api/decisions/latest",
+    "/api/decisions/latest",
 ]
 
 
@@ -39,6 +39,27 @@ async def test_bodies_are_validated_after_auth(api):
 @pytest.mark.parametrize("path", TRADER_READS)
 async def test_unknown_trader_is_404_not_another_traders_data(api, path):
     assert_error(await api.get(path, params={"trader_id": "t_999"}), 404, "trader_not_found")
+
+
+async def test_memory_of_an_unknown_agent_is_node_404_and_a_new_agent_gets_its_initial_snapshot(api, root):
+    assert_error(await api.get("/api/agent/memory", params={"trader_id": "t_999"}), 404, "memory_not_found")
+    data_of(await api.control("/api/agents/t_002/register"))
+    snap = data_of(await api.get("/api/agent/memory", params={"trader_id": "t_002"}))
+    assert snap["trader_id"] == "t_002" and snap["stats"]["decisions"] == 0 and snap["holdings"] == []
+    assert snap["stats"]["initial_balance"] == 100000 and snap["trader_name"]
+    assert not (root / "data" / "agent-memory" / "t_002.json").exists()  # a read writes nothing
+
+
+async def test_memory_of_a_corrupt_snapshot_is_409_not_a_fresh_agent(root):
+    (root / "data" / "agent-memory").mkdir(parents=True)
+    (root / "data" / "agent-memory" / "t_002.json").write_text('{"schema_version": "agent.memory.v2", "trader_id": ')
+    handle, lifespan = await open_api(make_settings(root))
+    try:
+        data_of(await handle.control("/api/agents/t_002/register"))
+        assert_error(await handle.get("/api/agent/memory", params={"trader_id": "t_002"}), 409, "agent_memory_corrupt")
+    finally:
+        await handle.client.aclose()
+        await lifespan.__aexit__(None, None, None)
 
 
 async def test_trader_config_unknown_is_404(api):

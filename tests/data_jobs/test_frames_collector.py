@@ -255,8 +255,18 @@ def test_tolerated_symbol_failures_update_the_others(settings, tmp_path):
     assert strict.status == "error"
 
 
-def test_no_registered_agent_means_nothing_to_collect(settings, vendor):
+def test_empty_registry_collects_every_manifest_pool(settings, vendor):
+    # A fresh host: nobody registered yet, but the runtime needs frames to boot in strict mode.
     settings.resolve(settings.agent_registry_path).unlink()
+    result = frames_collector.run(settings, now_ms=FRI_AFTER_CLOSE, vendor=vendor)
+    assert result.status == "ok", result.summary()
+    assert result.summary()["symbols"] == 14  # t_001's pool plus the demo agents' pool
+    assert len(vendor.calls) == 14
+
+
+def test_no_manifest_with_a_pool_means_nothing_to_collect(settings, vendor):
+    settings.resolve(settings.agent_registry_path).unlink()
+    shutil.rmtree(settings.resolve(settings.agents_dir))
     result = frames_collector.run(settings, now_ms=FRI_AFTER_CLOSE, vendor=vendor)
     assert (result.status, result.reason, result.exit_code) == ("skipped", "no_symbols", 0)
     assert vendor.calls == [] and not settings.resolve(settings.live_frames_path_cn).exists()

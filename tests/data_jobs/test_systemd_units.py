@@ -29,6 +29,8 @@ JOBS = {
     "overview": ("market_overview", True, "minute"),
     "breadth": ("breadth", True, "minute"),
     "news": ("news_digest", False, "15min"),
+    "daily": ("daily_history", False, "open_and_close"),
+    "names": ("symbol_names", False, "before_open"),
 }
 
 
@@ -104,9 +106,14 @@ def test_job_timers_fire_on_the_documented_cadence(job):
     _, _, cadence = JOBS[job]
     timer = unit(f"onlytrade-job-{job}.timer")
     calendar = one(timer, "Timer", "OnCalendar")
-    if cadence == "minute":
+    if cadence == "open_and_close":
+        assert timer["Timer"]["OnCalendar"] == ["Mon..Fri *-*-* 08:45:00 Asia/Shanghai", "Mon..Fri *-*-* 15:20:00 Asia/Shanghai"]
+        assert one(timer, "Timer", "Persistent") == "true"  # a host booted at 09:00 still runs the 08:45 fetch
+    elif cadence == "minute":
         assert calendar == "Mon..Fri *-*-* 09..15:*:05 Asia/Shanghai"
         assert one(timer, "Timer", "AccuracySec") == "1s"  # the default (1 min) would smear the cadence
+    elif cadence == "before_open":
+        assert calendar == "Mon..Fri *-*-* 08:50:00 Asia/Shanghai"
     else:
         assert calendar == "*-*-* *:00/15:30"
     assert one(timer, "Install", "WantedBy") == "timers.target"

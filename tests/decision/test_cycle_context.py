@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zlib
 
-from runtime_api.decision.context import build_cycle_context, context_for_api, rank_candidates
+from runtime_api.decision.context import build_cycle_context, choose_focus, context_for_api, rank_candidates
 from runtime_api.decision.simulator import create_decision
 
 from .helpers import TRADER, intraday_now, linear_candidate, portfolio, series
@@ -161,3 +161,19 @@ def test_context_for_api_includes_frames_rules_and_memory(settings):
     assert len(ctx["intraday"]["frames"]) == 25 and len(ctx["daily"]["frames"]) == 70
     assert ctx["runtime_config"]["lot_size"] == 100 and ctx["data_readiness"]["level"] == "OK"
     assert set(ctx["memory_state"]) == {"replay", "stats", "holdings", "recent_actions"}
+
+
+def test_position_review_looks_at_a_sellable_holding_every_second_cycle(settings):
+    pool = ["600519.SH", "300750.SZ", "000001.SZ"]
+    ranked = [{"symbol": s, "intraday_frames": 0 if s == "000001.SZ" else 30} for s in pool]
+    trader = {"agent_id": "t_001"}
+    sellable = {"300750.SZ": 100, "000001.SZ": 100, "600519.SH": 0}  # 000001.SZ has no bars: never the focus
+    for cycle in range(1, 9):
+        focus = choose_focus(trader, cycle, pool, ranked, settings, sellable)
+        if cycle % 2 == 0:
+            assert (focus["selected_symbol"], focus["selected_by"]) == ("300750.SZ", "position_review")
+        else:
+            assert focus["selected_by"] == "strict_loop" and focus["selected_symbol"] in ("600519.SH", "300750.SZ")
+    assert choose_focus(trader, 2, pool, ranked, settings, {"600519.SH": 0})["selected_by"] == "strict_loop"
+    off = settings.replace(agent_position_review_enabled=False)
+    assert choose_focus(trader, 2, pool, ranked, off, sellable)["selected_by"] == "strict_loop"

@@ -24,8 +24,11 @@ def free_port() -> int:
 class RuntimeProcess:
     """`python -m runtime_api` under a temporary ONLYTRADE_ROOT; the log goes to <root>/server.log."""
 
-    def __init__(self, root: Path, env: dict[str, str] | None = None, port: int | None = None):
+    def __init__(self, root: Path, env: dict[str, str] | None = None, port: int | None = None,
+                 command: list[str] | None = None, nofile: int | None = None):
         self.root = Path(root)
+        self.command = command or [sys.executable, "-m", "runtime_api"]
+        self.nofile = nofile  # RLIMIT_NOFILE for the server process (descriptor-exhaustion tests)
         self.port = port or free_port()
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CONTROL_API", "AGENT_", "RUNTIME_", "KILL_SWITCH"))},
@@ -44,11 +47,17 @@ class RuntimeProcess:
     def start(self, *, wait: bool = True, timeout: float = 20.0) -> RuntimeProcess:
         self.log = open(self.root / "server.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runtime_api"], cwd=self.root, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
+            self.command, cwd=self.root, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+            preexec_fn=self._limit_descriptors if self.nofile else None,
         )
         if wait:
             self.wait_ready(timeout)
         return self
+
+    def _limit_descriptors(self) -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def wait_ready(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout

@@ -161,8 +161,27 @@ def test_row_has_every_documented_field_and_no_absolute_path(tmp_path):
 # ---- run_checks --------------------------------------------------------------------------------
 
 
+def daily_file(path: Path, days: list[str], **top) -> Path:
+    payload = {"schema_version": "market.frames.v1", "market": "CN-A", "mode": "real", "provider": "t", **top}
+    payload["frames"] = [
+        {"instrument": {"symbol": "600519.SH"}, "interval": "1d", "bar": {"close": 10.0},
+         "window": {"start_ts_ms": sh(day), "end_ts_ms": sh(day, 15), "trading_day": day}}
+        for day in days
+    ]
+    return json_file(path, payload)
+
+
+def sh(day: str, hour: int = 0, minute: int = 0) -> int:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    y, m, d = map(int, day.split("-"))
+    return int(datetime(y, m, d, hour, minute, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp() * 1000)
+
+
 def write_cn_files(settings: Settings, *, news_latest: int = NOW - 3_600_000) -> None:
     frames_file(settings.resolve(settings.live_frames_path_cn), [NOW - MIN])
+    daily_file(settings.resolve(settings.live_daily_path_cn), ["2026-02-11", "2026-02-12"])
     json_file(settings.resolve(settings.market_overview_path_cn), {"latest_ts_ms": NOW - 30_000})
     json_file(settings.resolve(settings.news_digest_path_cn), {"latest_ts_ms": news_latest})
     json_file(settings.resolve(settings.market_breadth_path_cn), {"breadth": {}, "as_of_ts_ms": NOW - 30_000})
@@ -173,7 +192,7 @@ def test_fresh_cn_files_are_ok_and_missing_us_files_count_only_as_optional(setti
     report = run_checks(settings, NOW)
     assert (report["ts_ms"], report["ok"], report["required_fail_count"], report["optional_fail_count"]) == (NOW, True, 0, 4)
     assert [c["label"] for c in report["checks"]] == [c.label for c in DEFAULT_CHECKS]
-    assert [c["required"] for c in report["checks"]] == [True] * 4 + [False] * 4
+    assert [c["required"] for c in report["checks"]] == [True] * 5 + [False] * 4
     assert freshness.exit_code(report, strict=True) == 0
 
 
@@ -197,9 +216,9 @@ def test_a_stale_optional_file_does_not_fail_the_report(settings):
 
 def test_windows_come_from_the_settings_with_node_defaults(tmp_path):
     defaults = run_checks(Settings.from_env({"ONLYTRADE_ROOT": str(tmp_path)}, env_files=False), NOW)
-    assert [c["max_age_sec"] for c in defaults["checks"]] == [180, 180, 43200, 180] * 2
+    assert [c["max_age_sec"] for c in defaults["checks"]] == [180, 180, 180, 43200, 180] + [180, 180, 43200, 180]
     tuned = Settings.from_env({"ONLYTRADE_ROOT": str(tmp_path), "MARKET_BREADTH_STALE_MS": "600000"}, env_files=False)
-    assert run_checks(tuned, NOW)["checks"][3]["max_age_sec"] == 600
+    assert run_checks(tuned, NOW)["checks"][4]["max_age_sec"] == 600
 
 
 def test_paths_are_shown_relative_to_the_root_or_as_a_bare_name(tmp_path):
@@ -207,7 +226,8 @@ def test_paths_are_shown_relative_to_the_root_or_as_a_bare_name(tmp_path):
     settings = Settings.from_env({"ONLYTRADE_ROOT": str(tmp_path / "root"), "LIVE_FRAMES_PATH_CN": str(outside)}, env_files=False)
     files = [c["file"] for c in run_checks(settings, NOW)["checks"]]
     assert files[0] == "frames.custom.json"
-    assert files[1] == "data/live/onlytrade/market_overview.cn-a.json"
+    assert files[1] == "data/live/onlytrade/frames.1d.json"
+    assert files[2] == "data/live/onlytrade/market_overview.cn-a.json"
     assert not any(f.startswith("/") for f in files)
 
 
@@ -232,3 +252,78 @@ def test_a_cache_skips_reparsing_until_the_file_changes(tmp_path, monkeypatch):
     set_mtime(path, NOW + 4 * MIN)
     fresh = check_file(path, label="x", required=True, max_age_ms=180_000, now_ms=NOW + 5 * MIN, display_path="f", cache=cache)
     assert parses == [path] and fresh["ok"] is True
+
+
+# ---- issue 8: frames contract, future bars, mode label, the session and the daily history ------
+
+
+def frames_check(path: Path, now_ms: int, **kw) -> dict:
+    return check_file(path, label="x", required=True, max_age_ms=180_000, now_ms=now_ms, display_path="f",
+                      kind=freshness.SESSION, frames=True, **kw)
+
+
+def test_a_frames_payload_without_a_frames_list_is_an_error_not_ok_by_mtime(tmp_path):
+    path = json_file(tmp_path / "f.json", {"schema_version": "market.frames.v1", "latest_ts_ms": NOW})
+    set_mtime(path, NOW)
+    row = frames_check(path, NOW)
+    assert (row["ok"], row["error"]) == (False, "not_market_frames")
+
+
+def test_bars_beyond_one_bar_of_skew_make_the_file_invalid(tmp_path):
+    assert frames_check(frames_file(tmp_path / "a.json", [NOW + 50_000]), NOW)["ok"] is True  # a forming bar
+    row = frames_check(frames_file(tmp_path / "b.json", [NOW - MIN, NOW + 10 * MIN]), NOW)
+    assert (row["ok"], row["error"]) == (False, "data_in_future")
+
+
+def test_strict_mode_refuses_frames_not_labelled_real(tmp_path):
+    mock = frames_file(tmp_path / "m.json", [NOW - MIN], mode="mock")
+    assert frames_check(mock, NOW)["ok"] is True
+    assert frames_check(mock, NOW, require_real=True)["error"] == "mode_not_real"
+    unlabelled = json_file(tmp_path / "u.json", {"frames": [frame("600519.SH", NOW - MIN)]})
+    assert frames_check(unlabelled, NOW, require_real=True)["error"] == "mode_not_real"
+
+
+@pytest.mark.parametrize(
+    ("now", "phase", "fresh"),
+    [
+        (sh("2026-02-13", 8, 50), "pre_open", True),  # before the open: yesterday's close is the newest data
+        (sh("2026-02-13", 9, 31), "open", True),  # just opened: the first bars are being collected
+        (sh("2026-02-13", 9, 40), "open", False),  # 10 min after the open, no new bar: stale
+        (sh("2026-02-14", 10), "closed", False),  # Saturday: the last session is Friday's, not Thursday's
+    ],
+)
+def test_intraday_freshness_is_judged_against_the_last_session(tmp_path, now, phase, fresh):
+    thursday_close = sh("2026-02-12", 15)
+    row = frames_check(frames_file(tmp_path / "f.json", [thursday_close - MIN, thursday_close]), now)
+    assert row["ok"] is fresh, row
+    assert freshness.session_freshness.phase(now) == phase
+
+
+def test_lunch_break_is_pre_open_and_judged_against_the_morning_close(tmp_path):
+    lunch = sh("2026-02-13", 12)
+    row = frames_check(frames_file(tmp_path / "f.json", [sh("2026-02-13", 11, 30)]), lunch)
+    assert row["ok"] is True and freshness.session_freshness.phase(lunch) == "pre_open"
+    assert frames_check(frames_file(tmp_path / "g.json", [sh("2026-02-13", 11, 0)]), lunch)["ok"] is False
+
+
+@pytest.mark.parametrize(
+    ("now", "newest", "ok"),
+    [
+        (sh("2026-02-13", 8, 50), "2026-02-12", True),
+        (sh("2026-02-13", 8, 50), "2026-02-11", False),
+        (sh("2026-02-16", 8, 50), "2026-02-13", True),  # Monday: the previous trading day is Friday
+        (sh("2026-02-16", 8, 50), "2026-02-12", False),
+        (sh("2026-02-13", 16), "2026-02-13", True),  # after the close, today's bar
+    ],
+)
+def test_daily_history_must_end_on_the_previous_trading_day(tmp_path, now, newest, ok):
+    path = daily_file(tmp_path / "d.json", ["2026-02-10", newest])
+    row = check_file(path, label="d", required=True, max_age_ms=180_000, now_ms=now, display_path="d",
+                     kind=freshness.DAILY, frames=True)
+    assert row["ok"] is ok and row["newest_trading_day"] == newest
+
+
+def test_preflight_report_carries_the_phase(settings):
+    write_cn_files(settings)
+    assert run_checks(settings, sh("2026-02-13", 9, 0))["phase"] == "pre_open"
+    assert run_checks(settings, NOW)["phase"] == "closed"

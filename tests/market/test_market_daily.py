@@ -9,23 +9,26 @@ from runtime_api.market.daily import DailyHistory
 
 @pytest.fixture
 def history_path(root):
-    return root / "data/replay/cn-a/history/frames.1d.90.json"
+    return root / "data/replay/cn-a/history/frames.1d.111.json"
 
 
 @pytest.fixture
 def history(history_path, clock):
-    return DailyHistory(history_path, now_ms=clock, display_path="data/replay/cn-a/history/frames.1d.90.json")
+    return DailyHistory(history_path, now_ms=clock, display_path="data/replay/cn-a/history/frames.1d.111.json")
 
 
 def test_loads_the_shipped_history(history):
-    assert history.symbols() == ["000858.SZ", "300750.SZ", "600036.SH", "600519.SH", "601318.SH"]
+    assert history.symbols() == [
+        "000858.SZ", "002050.SZ", "002131.SZ", "002195.SZ", "002342.SZ", "300058.SZ", "300059.SZ",
+        "300750.SZ", "600036.SH", "600089.SH", "600519.SH", "600986.SH", "601318.SH", "601899.SH",
+    ]
     frames = history.frames("600519.SH", 20)
     assert len(frames) == 20
-    assert frames[-1]["window"]["trading_day"] == "2026-02-11"
+    assert frames[-1]["window"]["trading_day"] == "2026-02-12"
     assert all(f["interval"] == "1d" for f in frames)
     status = history.status()
-    assert (status["frame_count"], status["provider"], status["mode"]) == (450, "yahoo-finance", "real")
-    assert status["file"] == "data/replay/cn-a/history/frames.1d.90.json"
+    assert (status["frame_count"], status["provider"], status["mode"]) == (1554, "public-github-datasets", "real")
+    assert status["file"] == "data/replay/cn-a/history/frames.1d.111.json"
     assert status["last_error"] is None
 
 
@@ -49,14 +52,14 @@ def test_hot_reloads_when_the_file_changes(history, history_path, clock, write, 
 def test_bad_reload_keeps_the_last_good_data(history, history_path, clock, write, root):
     write(history_path, None, raw=b"{truncated")
     clock.advance(1000)
-    assert len(history.frames("600519.SH", 800)) == 90
+    assert len(history.frames("600519.SH", 800)) == 111
     status = history.status()
     assert status["last_error"].startswith("invalid_json")
     assert str(root) not in json.dumps(status)
 
 
 def test_missing_file_is_empty_with_an_error(tmp_path, clock):
-    history = DailyHistory(tmp_path / "frames.1d.90.json", now_ms=clock)
+    history = DailyHistory(tmp_path / "frames.1d.111.json", now_ms=clock)
     assert history.frames("600519.SH", 10) == []
     assert history.status()["last_error"] == "file_not_found"
-    assert history.status()["file"] == "frames.1d.90.json"
+    assert history.status()["file"] == "frames.1d.111.json"

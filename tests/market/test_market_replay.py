@@ -181,3 +181,19 @@ def test_empty_timeline(clock):
     assert status["running"] is False and status["cursor_index"] == -1 and status["current_ts_ms"] is None
     assert status["timeline_length"] == 0 and status["day_count"] == 0
     assert engine.clock_ms() is None and engine.visible_frames("600519.SH") == []
+
+
+def test_every_wrap_starts_a_new_session_of_the_same_days():
+    from runtime_api.market.bars import FrameIndex
+    from runtime_api.market.replay import ReplayEngine
+
+    t0 = 1_770_000_000_000
+    bars = [{"instrument": {"symbol": "A"}, "interval": "1m",
+             "window": {"start_ts_ms": t0 + i * 60_000, "end_ts_ms": t0 + (i + 1) * 60_000, "trading_day": "d1"}} for i in range(3)]
+    replay = ReplayEngine(FrameIndex(bars), warmup_bars=1, now_ms=lambda: 0)
+    assert (replay.session(), replay.loops) == ("d1", 0)
+    replay.step(3)  # 0 -> 1 -> 2 -> wrap to 0
+    assert (replay.cursor, replay.loops, replay.session()) == (0, 1, "d1#1")
+    replay.set_cursor(2)  # a manual jump is not a wrap
+    assert replay.session() == "d1#1"
+    assert ReplayEngine(FrameIndex([]), now_ms=lambda: 0).session() is None

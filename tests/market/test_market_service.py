@@ -3,6 +3,7 @@ from __future__ import annotations
 import math
 import random
 
+import orjson
 import pytest
 
 from runtime_api.errors import ApiError
@@ -31,7 +32,16 @@ def replay(root, clock):
 
 @pytest.fixture
 def daily(root, clock):
-    return DailyHistory(root / "data/replay/cn-a/history/frames.1d.90.json", now_ms=clock)
+    return DailyHistory(root / "data/replay/cn-a/history/frames.1d.111.json", now_ms=clock)
+
+
+@pytest.fixture
+def daily_600519(root, tmp_path, clock, write):
+    """The shipped daily history cut down to 600519.SH, so other symbols have none."""
+    payload = orjson.loads((root / "data/replay/cn-a/history/frames.1d.111.json").read_bytes())
+    payload["frames"] = [f for f in payload["frames"] if f["instrument"]["symbol"] == "600519.SH"]
+    write(tmp_path / "daily.json", payload)
+    return DailyHistory(tmp_path / "daily.json", now_ms=clock)
 
 
 @pytest.fixture
@@ -113,14 +123,14 @@ def test_duplicates_are_dropped_and_bars_sorted(bar, at, clock):
 
 def test_replay_1d_comes_from_the_daily_batch_up_to_the_replay_clock(replay, daily):
     envelope = MarketDataService(REPLAY, replay=replay, daily=daily).get_frames("600519.SH", "1d", 30)
-    assert (envelope["provider"], envelope["mode"]) == ("yahoo-finance", "real")
+    assert (envelope["provider"], envelope["mode"]) == ("public-github-datasets", "real")
     assert len(envelope["frames"]) == 30
     assert envelope["frames"][-1]["window"]["trading_day"] == "2026-02-09"  # the replay is on 2026-02-10
 
 
-def test_replay_1d_without_daily_history_is_built_from_visible_bars(replay, daily, at):
+def test_replay_1d_without_daily_history_is_built_from_visible_bars(replay, daily_600519, at):
     replay.set_cursor(240 + 29)  # 2026-02-13, 30th bar
-    service = MarketDataService(REPLAY, replay=replay, daily=daily)
+    service = MarketDataService(REPLAY, replay=replay, daily=daily_600519)
     day = service.get_frames("002050.SZ", "1d")["frames"]
     assert len(day) == 1
     assert day[0]["session"]["is_partial"] is True
@@ -184,9 +194,9 @@ def test_non_strict_live_falls_back_to_replay_labelled_mock(replay, live_cn):
     "interval, source",
     [("1m", None), ("5m", None), ("1h", None), ("1d", None), ("1m", "mock"), ("5m", "mock"), ("1d", "mock")],
 )
-def test_strict_live_never_serves_replay_or_mock(replay, live_cn, daily, interval, source):
+def test_strict_live_never_serves_replay_or_mock(replay, live_cn, daily_600519, interval, source):
     # 002050.SZ is in the replay pack but neither in the live file nor in the daily history.
-    service = MarketDataService(STRICT, replay=replay, live_cn=live_cn, daily=daily)
+    service = MarketDataService(STRICT, replay=replay, live_cn=live_cn, daily=daily_600519)
     with pytest.raises(MarketDataError) as info:
         service.get_frames("002050.SZ", interval, source=source)
     assert_api_error(info, 503, "live_frames_unavailable")
@@ -213,7 +223,7 @@ def test_strict_live_serves_live_data_and_what_is_built_from_it(live_cn, interva
 
 def test_strict_live_1d_uses_the_real_daily_history(live_cn, daily):
     envelope = MarketDataService(STRICT, live_cn=live_cn, daily=daily).get_frames("600519.SH", "1d", 5)
-    assert (envelope["provider"], len(envelope["frames"])) == ("yahoo-finance", 5)
+    assert (envelope["provider"], len(envelope["frames"])) == ("public-github-datasets", 5)
 
 
 # ---- prices, symbols, klines -----------------------------------------------------------------

@@ -68,7 +68,7 @@ def test_failed_checks_and_api_errors_exit_1(server):
 
     assert not_registered.code == 1 and "HTTP 409 agent_not_registered" in not_registered.err, not_registered
     assert no_memory.code == 1, no_memory
-    assert no_memory.json()["error"] == "trader_not_found" and no_memory.json()["detail"]["status"] == 404
+    assert no_memory.json()["error"] == "memory_not_found" and no_memory.json()["detail"]["status"] == 404
 
 
 def test_wrong_or_missing_token_exits_1_and_the_token_is_never_printed(server, tmp_path):

@@ -11,8 +11,9 @@ RECORDED = {"ONLYTRADE_DATA_VENDOR": f"recorded:{REPO / 'tests' / 'data_jobs' / 
 
 
 def test_job_commands_pass_options_and_exit_codes_through(tmp_path):
-    missing, frames, skipped = ops_all([
-        ("akshare-status",),
+    # Before the collector runs, not beside it (in parallel it could see the file just written).
+    missing = ops("akshare-status", root=tmp_path, env=RECORDED)
+    frames, skipped = ops_all([
         ("akshare-run-once", "--symbols", "600519.SH", "--now", "2026-02-13T10:00:30"),  # --now passes through
         ("market-overview-cn-if-open", "--now", "2026-02-14T10:00:00"),  # a Saturday
     ], root=tmp_path, env=RECORDED)
@@ -36,7 +37,7 @@ def test_job_command_names_map_to_the_jobs():
         "akshare-run-once": "frames_collector",
         "market-overview-cn-run-once": "market_overview", "market-overview-cn-if-open": "market_overview",
         "red-blue-cn-run-once": "breadth", "red-blue-cn-if-open": "breadth",
-        "news-digest-cn-run-once": "news_digest",
+        "news-digest-cn-run-once": "news_digest", "daily-history-cn-run-once": "daily_history",
     }
     assert [name for name, (_, fixed) in JOB_COMMANDS.items() if fixed == ("--if-open",)] == [
         "market-overview-cn-if-open", "red-blue-cn-if-open"]

@@ -55,10 +55,12 @@ def test_pause_and_resume_succeed_in_live_file_mode(live):
 
 def test_step_runs_one_decision_cycle_in_live_file_mode(live):
     ran = ops("--json", "step", root=live.root, base=live.base)
-    assert ran.code == 0, ran
     step = ran.json()
     assert step["mode"] == "live_file" and step["bars"] is None
-    assert "ran" in step["cycle"]  # whether an agent decided depends on the session gate (wall clock)
+    # Whether an agent decided depends on the session gate (wall clock); a step that ran nothing exits 1.
+    assert ran.code == (0 if step["cycle"]["ran"] else 1), ran
+    if not step["cycle"]["ran"]:
+        assert "step ran no decision cycle" in ran.err
 
 
 def test_kill_switch_on_blocks_resume_and_off_reports_other_sources(live):

@@ -167,3 +167,22 @@ def test_caps(book, fresh):
         s = book(s, i + 1, f"2026-01-{(i % 28) + 1:02d}T01:{i:02d}:00.000Z", f"2026-01-{i + 1:02d}" if i < 31 else f"2026-02-{i - 30:02d}", action="hold")
     assert len(s["daily_journal"]) == 30 and len(s["recent_actions"]) == 30
     assert s["daily_journal"][0]["trading_day"] == "2026-02-04"
+
+
+def test_a_replay_pass_of_the_same_day_is_a_new_session_for_t_plus_one(settings, make_fill, make_record, replay_status, fresh):
+    def buy(snapshot, cycle, ts, session, order_id):
+        return apply_decision(
+            snapshot, record=make_record(cycle, ts), fill=make_fill(ts=ts, action="buy", qty=100, price=10, order_id=order_id),
+            trading_day=DAY1, replay={**replay_status, "trading_day": DAY1}, settings=settings, now_iso=ts, session=session,
+        )
+
+    s = buy(fresh, 1, "2026-02-12T01:30:00.000Z", DAY1, "a")  # first pass: the session is the day itself
+    assert "entry_session" not in s["open_lots"][0]
+    assert sellable_shares(s, DAY1) == {"600519.SH": 0}
+    # The replay wrapped and plays DAY1 again: the first pass's lot is a show-day old, sellable.
+    assert sellable_shares(s, DAY1, session=f"{DAY1}#1") == {"600519.SH": 100}
+    s = buy(s, 2, "2026-02-12T02:30:00.000Z", f"{DAY1}#1", "b")
+    assert s["open_lots"][1]["entry_session"] == f"{DAY1}#1"
+    assert sellable_shares(s, DAY1, session=f"{DAY1}#1") == {"600519.SH": 100}  # this pass's lot stays locked
+    assert portfolio_input(s, DAY1, f"{DAY1}#2")["sellable"] == {"600519.SH": 200}
+    assert sellable_shares(s, DAY1) == {"600519.SH": 100}  # without a session: the plain day rule

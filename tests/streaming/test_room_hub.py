@@ -480,8 +480,8 @@ async def test_close_during_an_initial_build():
 async def test_from_settings_uses_the_room_events_settings():
     settings = Settings.from_env({"ROOM_EVENTS_BUFFER_SIZE": "50", "ROOM_EVENTS_KEEPALIVE_MS": "7000",
                                   "ROOM_EVENTS_STREAM_PACKET_INTERVAL_MS": "3000",
-                                  "ROOM_EVENTS_BUFFER_TTL_MS": "9000"}, env_files=False)
+                                  "ROOM_EVENTS_BUFFER_TTL_MS": "9000", "SSE_MAX_STREAM_MS": "120000"}, env_files=False)
     hub = RoomHub.from_settings(settings, build_packet=PacketBuilder(), max_subscribers=7)
-    assert (hub.buffer_size, hub.keepalive_ms, hub.packet_interval_ms, hub.buffer_ttl_ms, hub.max_subscribers) == (
-        50, 7000, 3000, 9000, 7)
+    assert (hub.buffer_size, hub.keepalive_ms, hub.packet_interval_ms, hub.buffer_ttl_ms, hub.max_subscribers,
+            hub.max_stream_ms) == (50, 7000, 3000, 9000, 7, 120000)
     await hub.close()

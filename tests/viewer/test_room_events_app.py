@@ -65,7 +65,8 @@ async def test_kill_switch_and_pause_reach_viewers_at_once(root):
 
 
 async def test_reconnect_with_last_event_id_replays_what_was_missed(root):
-    async with live_app(make_settings(root)) as live:
+    # Narration off: this test pins the exact event sequence of decisions and packets.
+    async with live_app(make_settings(root, CHAT_DECISION_NARRATION_ENABLED="false")) as live:
         await live.start_agent()
         async with room_stream(live.client, EVENTS) as (_, events):
             await next_of(events, "stream_packet")

@@ -91,8 +91,13 @@ async def test_the_packet_has_the_reference_shape(root):
     assert context["news_digest_titles"] == data["news_digest"]["titles"]
     assert context["market_breadth_summary"] == data["market_breadth"]["summary"]
 
-    assert data["public_chat_preview"] == {"room_id": AGENT, "visibility": "public", "messages": [], "count": 0,
-                                           "last_ts_ms": None}
+    # Three decisions within 25 s: the first is narrated, the next two are throttled (Node's cadence).
+    chat = data["public_chat_preview"]
+    assert (chat["room_id"], chat["visibility"], chat["count"]) == (AGENT, "public", 1)
+    assert chat["messages"][0]["agent_message_kind"] == "narration"
+    assert chat["last_ts_ms"] == chat["messages"][0]["created_ts_ms"]
+    for part in ("market_overview", "news_digest", "market_breadth"):
+        assert isinstance(data[part]["status"]["stale"], bool), part
     runtime = data["runtime"]
     assert runtime["state"]["running"] is True and runtime["paused_reason"] is None
     assert runtime["metrics"]["totalCycles"] == 3
@@ -206,7 +211,10 @@ async def test_live_mode_packets_use_the_live_files_and_show_stale_data(root):
     async with asgi_app(settings) as live:
         await live.control(f"/api/agents/{AGENT}/register")
         fresh = await packet(live)
-        assert fresh["market_overview"] == {"source_kind": "benchmark", "brief": "CSI300 +0.4%", "status": "ok"}
+        overview = fresh["market_overview"]
+        assert (overview["source_kind"], overview["brief"]) == ("benchmark", "CSI300 +0.4%")
+        assert overview["status"]["state"] == "ok" and overview["status"]["stale"] is False
+        assert all(fresh[k]["status"]["stale"] is False for k in ("news_digest", "market_breadth"))
         assert fresh["news_digest"]["titles"] == ["Liquor stocks steady"]
         assert fresh["market_breadth"]["breadth"]["advancers"] == 6 and fresh["market_breadth"]["source_kind"] == "live_file"
         assert fresh["runtime"]["data_freshness"]["ok"] is True

@@ -12,7 +12,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,19 +23,14 @@ from starlette.routing import Route
 
 from tests.e2e.server import RuntimeProcess
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from tests.viewer.chromium import CHROMIUM, MISSING, launched
+
 AGENT = "demo_momentum"
 NAME = "Replay Momentum (demo)"
 PREFIX = "/onlytrade"
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "upgrade"}
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="the browser test drives Debian's Chromium at /usr/bin/chromium: install it with "
-           "`apt-get install -y chromium` (never `playwright install`)",
-)
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=MISSING)
 
 
 def data(resp: httpx.Response):
@@ -60,14 +54,8 @@ def server(root) -> Iterator[RuntimeProcess]:
 
 @pytest.fixture
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launched() as chromium:
+        yield chromium
 
 
 @contextlib.contextmanager
