@@ -18,14 +18,14 @@ _SAFE_ID = re.compile(r"[^A-Za-z0-9_.:-]")
 _AUTH_FAILURES = {401: "unauthorized_control_token", 403: "insufficient_role", 429: "too_many_auth_failures"}
 
 
-def _request_id(scope) -> str:
-    """The caller's x-request-id (letters, digits, `_.:-`, 64 at most), else a new one."""
+def _request_id(scope) -> tuple[str, bool]:
+    """(the caller's x-request-id: letters, digits, `_.:-`, 64 at most; else a new one, given?)."""
     for name, value in scope.get("headers") or ():
         if name == b"x-request-id":
             clean = _SAFE_ID.sub("", value.decode("latin-1"))[:64]
             if clean:
-                return clean
-    return new_id("req_")
+                return clean, True
+    return new_id("req_"), False
 
 
 def route_template(scope, root_path: str) -> str:
@@ -46,10 +46,11 @@ class ObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _request_id(scope)
-        # The control gate and the handlers read the id from the header: give them the clean one.
-        scope["headers"] = [*(h for h in scope.get("headers", ()) if h[0] != b"x-request-id"),
-                            (b"x-request-id", request_id.encode())]
+        request_id, given = _request_id(scope)
+        if given:  # the control gate reads a caller's id from the header: give it the clean one
+            scope["headers"] = [*(h for h in scope.get("headers", ()) if h[0] != b"x-request-id"),
+                                (b"x-request-id", request_id.encode())]
+        scope["request_id"] = request_id  # ours: the control audit uses it too, unclaimed
         token = REQUEST_ID.set(request_id)
         root_path = str(scope.get("root_path") or "")
         status = {"code": 500}
