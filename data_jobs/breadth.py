@@ -12,8 +12,11 @@ from typing import Any
 
 import pandas as pd
 
+from runtime_api.recording.jobs import archive_breadth
+from runtime_api.session_calendar import CN
 from runtime_api.settings import Settings
 from data_jobs import jobrun
+from data_jobs.universe import normalize_cn_symbols
 
 JOB = "breadth"
 SCHEMA_VERSION = "market.breadth.v1"
@@ -49,6 +52,19 @@ def breadth_payload(breadth: dict[str, Any], *, now_ms: int, provider: str, excl
     }
 
 
+def spot_names(spot: Any) -> dict[str, str]:
+    """Symbol -> Chinese short name from the spot quotes (what /api/symbols and the replay packs show)."""
+    if "代码" not in spot.columns or "名称" not in spot.columns:
+        return {}
+    names = {}
+    for code, name in zip(spot["代码"].astype(str), spot["名称"].astype(str), strict=False):
+        try:
+            names[normalize_cn_symbols([code.strip()])[0]] = name.strip()
+        except ValueError:
+            continue
+    return names
+
+
 def run(settings: Settings, **options: Any) -> jobrun.JobResult:
     """Fetch whole-market spot quotes, write `MARKET_BREADTH_PATH_CN`. `options`: see `jobrun.execute`."""
 
@@ -61,7 +77,8 @@ def run(settings: Settings, **options: Any) -> jobrun.JobResult:
         payload = breadth_payload(breadth, now_ms=ctx.now_ms, provider=ctx.vendor.provider, excluded=len(spot) - breadth["total"])
         path = ctx.settings.resolve(ctx.settings.market_breadth_path_cn)
         counts = {k: breadth[k] for k in ("advancers", "decliners", "unchanged", "total")}
-        return jobrun.Output(path, payload, payload["latest_ts_ms"], counts)
+        return jobrun.Output(path, payload, payload["latest_ts_ms"], counts, after_commit=lambda: archive_breadth(
+            ctx.settings, CN, breadth, spot_names(spot), now_ms=ctx.now_ms, provider=ctx.vendor.provider))
 
     return jobrun.execute(JOB, settings, work, **options)
 

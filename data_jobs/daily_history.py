@@ -25,6 +25,7 @@ import pandas as pd
 
 from runtime_api.session_calendar import CN, SESSIONS, timezone_of, trading_day_of
 from runtime_api.settings import Settings
+from runtime_api.recording.jobs import archive_daily
 from data_jobs import jobrun
 from data_jobs.frames_collector import BAR_SCHEMA_VERSION, SHARES_PER_LOT, exchange_of, frames_payload, merge_frames, read_existing_frames
 from data_jobs.universe import all_cn_symbols, code_of, normalize_cn_symbols
@@ -181,7 +182,8 @@ def run(
             counts["failed_symbols"] = sorted(failed)
         if corrupt:
             counts["replaced_corrupt_file"] = True
-        return jobrun.Output(path, payload, payload["latest_ts_ms"], counts, pretty=False)
+        return jobrun.Output(path, payload, payload["latest_ts_ms"], counts, pretty=False, after_commit=lambda: archive_daily(
+            ctx.settings, CN, merged, now_ms=ctx.now_ms, provider=ctx.vendor.provider))
 
     return jobrun.execute(JOB, settings, work, **options)
 

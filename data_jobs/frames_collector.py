@@ -27,6 +27,7 @@ from runtime_api.freshness import display_path, frames_latest_ts_ms
 from runtime_api.session_calendar import CN, bar_phase, is_trading_day, trading_day_of
 from runtime_api.settings import Settings
 from runtime_api.storage import CorruptFileError, read_json
+from runtime_api.recording.jobs import archive_intraday
 from data_jobs import jobrun
 from data_jobs.universe import cn_symbols, code_of, normalize_cn_symbols
 from data_jobs.vendor import VendorError
@@ -287,7 +288,8 @@ def run(
             counts["failed_symbols"] = sorted(failed)
         if corrupt:
             counts["replaced_corrupt_file"] = True
-        return jobrun.Output(path, payload, payload["latest_ts_ms"], counts, pretty=False)
+        return jobrun.Output(path, payload, payload["latest_ts_ms"], counts, pretty=False, after_commit=lambda: archive_intraday(
+            ctx.settings, CN, fresh, now_ms=ctx.now_ms, provider=ctx.vendor.provider))
 
     return jobrun.execute(JOB, settings, work, **options)
 

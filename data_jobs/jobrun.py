@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 import orjson
 from filelock import FileLock, Timeout
 
-from runtime_api import storage
+from runtime_api import clock, storage
 from runtime_api.settings import display_path
 from runtime_api.session_calendar import CN, session_bounds_ms, session_state, trading_day_of
 from runtime_api.settings import Settings, SettingsError
@@ -72,6 +72,9 @@ class Output:
     latest_ts_ms: int | None
     counts: dict[str, Any] = field(default_factory=dict)
     pretty: bool = True
+    # Runs after the output is committed (the archive): its counts join the summary; a failure is
+    # reported there and never undoes the committed output.
+    after_commit: Callable[[], dict[str, Any]] | None = None
 
 
 @dataclass
@@ -132,7 +135,8 @@ class JobContext:
 
 
 def wall_clock_ms() -> int:
-    return int(time.time() * 1000)
+    """The one clock (runtime_api.clock): the wall clock, or a rehearsal's simulated time."""
+    return clock.now_ms()
 
 
 def iso_ms(ts_ms: int) -> str:
@@ -256,12 +260,19 @@ def execute(
             ctx.check_budget()
             disarm()  # the commit is never interrupted: it either happens entirely or not at all
         storage.write_json_atomic(output.path, output.payload, pretty=output.pretty)
+        counts = dict(output.counts)
+        if output.after_commit is not None:
+            try:
+                counts.update(output.after_commit())
+            except Exception as exc:
+                log.exception("data job %s: post-commit step failed", job)
+                counts["archive_error"] = f"{type(exc).__name__}: {exc}"[:200]
         return result(
             "ok",
             EXIT_OK,
             wrote=True,
             latest_ts_ms=output.latest_ts_ms,
-            counts=output.counts,
+            counts=counts,
             file=display_path(settings, output.path),
         )
     except Skip as skip:
@@ -342,6 +353,7 @@ def cli(
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
+        clock.configure(settings)
         vendor = vendor_from_env()
         now = parse_now(args.now)
         extra = job_options(args)

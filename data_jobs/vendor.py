@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
 import pandas as pd
+
+from runtime_api import clock
 
 VENDOR_ENV = "ONLYTRADE_DATA_VENDOR"
 # Recorded vendor only: fail every call after this many (simulates a vendor dying mid-run), and
@@ -123,16 +125,28 @@ class RecordedVendor:
     Layout: `minute_bars/<code>.csv`, `daily_bars/<code>.csv`, `symbol_news/<code>.csv`, `index_spot.csv`, `sector_spot.csv`,
     `a_share_spot.csv`, `market_news.csv`. A missing file is a `VendorError`, as is every call after
     the first `fail_after` calls (to simulate a vendor failing mid-run); `delay_s` makes every call
-    that slow.
+    that slow. With `until_ms` (a clock: the simulated one of a rehearsal), timed responses hold only
+    the rows up to that time (bars by their end, news by publication), so the day grows as the clock
+    runs; the spot snapshots are served as recorded.
     """
 
     provider = "akshare-recorded"
 
-    def __init__(self, fixtures_dir: Path | str, *, fail_after: int | None = None, delay_s: float = 0.0):
+    def __init__(self, fixtures_dir: Path | str, *, fail_after: int | None = None, delay_s: float = 0.0,
+                 until_ms: Callable[[], int] | None = None):
         self.root = Path(fixtures_dir)
         self.fail_after = fail_after
         self.delay_s = delay_s
+        self.until_ms = until_ms
         self.calls: list[str] = []
+
+    def until(self, frame: pd.DataFrame, column: str) -> pd.DataFrame:
+        """Rows whose `column` (Shanghai wall-clock time) is not after the clock; all rows without one."""
+        if self.until_ms is None or column not in frame.columns:
+            return frame
+        limit = pd.Timestamp(self.until_ms(), unit="ms", tz="UTC").tz_convert("Asia/Shanghai").tz_localize(None)
+        times = pd.to_datetime(frame[column].astype(str), errors="coerce")
+        return frame[times.notna() & (times <= limit)].reset_index(drop=True)
 
     def _load(self, call: str, relative: str) -> pd.DataFrame:
         self.calls.append(f"{call}:{relative}")
@@ -149,7 +163,7 @@ class RecordedVendor:
             raise VendorError(call, f"unreadable recorded response {relative}: {exc}") from exc
 
     def minute_bars(self, code: str) -> pd.DataFrame:
-        return self._load("minute_bars", f"minute_bars/{code}.csv")
+        return self.until(self._load("minute_bars", f"minute_bars/{code}.csv"), "时间")
 
     def daily_bars(self, code: str, start_date: str, end_date: str) -> pd.DataFrame:
         """The recorded rows between the dates (the real call filters server-side)."""
@@ -169,10 +183,10 @@ class RecordedVendor:
         return self._load("a_share_spot", "a_share_spot.csv")
 
     def market_news(self) -> pd.DataFrame:
-        return self._load("market_news", "market_news.csv")
+        return self.until(self._load("market_news", "market_news.csv"), "发布时间")
 
     def symbol_news(self, code: str) -> pd.DataFrame:
-        return self._load("symbol_news", f"symbol_news/{code}.csv")
+        return self.until(self._load("symbol_news", f"symbol_news/{code}.csv"), "发布时间")
 
 
 def _env_number(env: Mapping[str, str], name: str, kind: type) -> Any:
@@ -194,5 +208,7 @@ def vendor_from_env(environ: Mapping[str, str] | None = None) -> Vendor:
     if spec.lower().startswith("recorded:") and spec[len("recorded:"):].strip():
         fail_after = _env_number(env, RECORDED_FAIL_AFTER_ENV, int)
         delay_s = _env_number(env, RECORDED_DELAY_ENV, float)
-        return RecordedVendor(Path(spec[len("recorded:"):].strip()), fail_after=fail_after, delay_s=delay_s or 0.0)
+        sim = clock.active()
+        return RecordedVendor(Path(spec[len("recorded:"):].strip()), fail_after=fail_after, delay_s=delay_s or 0.0,
+                              until_ms=sim.now_ms if sim.simulated else None)
     raise ValueError(f"{VENDOR_ENV}: expected 'akshare' or 'recorded:<dir>', got {spec!r}")

@@ -429,6 +429,41 @@ def close_position(ctx: typer.Context, agent_id: str = typer.Argument(..., help=
                    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be sold; sell nothing.")) -> None:
     """Sell a trader's whole position in one symbol now, at the latest price (T+1 respected)."""
     emit(ctx, lambda: control.close_position(client(), agent_id, symbol, dry_run=dry_run))
+# ---- issue 12: rehearsal, archive, replay packs ---------------------------------------------
+
+
+@app.command()
+def rehearse(ctx: typer.Context,
+             at: str = typer.Option("2026-02-13T10:00:00+08:00", "--at", help="Simulated session start (ISO-8601)."),
+             speed: float = typer.Option(1.0, "--speed", help="Simulated clock speed (x real time)."),
+             breakage: Optional[str] = typer.Option(None, "--break", help="Break one condition on purpose: stale-job, missing-token, kill-switch."),
+             keep: bool = typer.Option(False, "--keep", help="Keep the temporary host folder (logs, snapshots) for inspection."),
+             agents_dir: Optional[Path] = typer.Option(None, "--agents-dir", help="Agent manifests to rehearse with (default: this build's agents/)."),
+             fixtures: Optional[Path] = typer.Option(None, "--fixtures", help="Recorded vendor responses (default: the suite's recorded AKShare responses).")) -> None:
+    """The go-live rehearsal's seven steps on a temporary host: recorded vendor, simulated session, supervised runtime."""
+    from . import rehearse as rehearsal
+
+    state: State = ctx.find_root().obj or State(False)
+    say = (lambda line: typer.echo(line, err=True)) if state.json else (lambda line: typer.echo(line))
+    emit(ctx, lambda: rehearsal.rehearse(at=at, speed=speed, breakage=breakage, keep=keep, agents_dir=agents_dir,
+                                         fixtures=fixtures, report=say))
+
+
+replay_pack_app = typer.Typer(help="Replay packs from the show-day archive.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(replay_pack_app, name="replay-pack")
+
+
+@replay_pack_app.command("build")
+def replay_pack_build(ctx: typer.Context,
+                      from_archive: str = typer.Option(..., "--from-archive", help="Archived days: 2026-02-13, a comma list, A..B or all."),
+                      out: Path = typer.Option(..., "--out", help="New folder for the pack (refused if it exists)."),
+                      market: str = typer.Option("CN-A", "--market", help="Archive market."),
+                      fmt: str = typer.Option("jsonl", "--format", help="1m frames as jsonl or parquet."),
+                      archive_dir: Optional[Path] = typer.Option(None, "--archive-dir", help="Archive folder (default: ARCHIVE_DIR).")) -> None:
+    """Archived show days -> a replay pack (1m frames, daily history cut before each day, breadth, names, meta)."""
+    from . import replay_pack
+
+    emit(ctx, lambda: replay_pack.build(settings(), from_archive, out, market=market, fmt=fmt, archive_dir=archive_dir))
 
 
 # ---- issue 11: the daily ops report -----------------------------------------------------------

@@ -8,9 +8,9 @@ with that code unchanged. See docs/runbooks/data-pipeline.md.
 from __future__ import annotations
 
 import importlib
-import time
 from collections.abc import Sequence
 
+from runtime_api import clock
 from runtime_api.freshness import exit_code, run_checks
 from runtime_api.settings import Settings
 
@@ -46,7 +46,7 @@ def akshare_status(settings: Settings) -> Outcome:
 
 def live_freshness(settings: Settings, *, strict: bool = False, now_ms: int | None = None) -> Outcome:
     """How old the newest data in each live file is; with --strict exit 1 when a required file fails."""
-    report = run_checks(settings, int(time.time() * 1000) if now_ms is None else now_ms)
+    report = run_checks(settings, clock.now_ms() if now_ms is None else now_ms)
     failing = [r["label"] for r in report["checks"] if r["required"] and not r["ok"]]
     notes = [f"required checks failing: {', '.join(failing)}"] if failing else []
     return Outcome(report, exit_code(report, strict=strict), view="freshness", notes=notes)

@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from runtime_api import clock
 from runtime_api.settings import Settings, SettingsError
 
 from .exits import EXIT_USAGE, OpsError
@@ -17,9 +18,11 @@ INSTANCE_LOCK = "runtime.instance.lock"
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """The runtime's settings as it would load them here (env, then .env.local, then .env)."""
     try:
-        return Settings.from_env(environ)
+        settings = Settings.from_env(environ)
     except SettingsError as exc:
         raise OpsError(EXIT_USAGE, f"invalid setting {exc}") from None
+    clock.configure(settings)  # the freshness checks read the same clock as the runtime
+    return settings
 
 
 def instance_lock_path(settings: Settings) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -10,6 +9,8 @@ import orjson
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
+
+from runtime_api import clock
 
 LEVEL_STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "bold red"}
 
@@ -61,7 +62,7 @@ def rows(title: str, records: list[dict], columns: list[tuple[str, str | Callabl
 def ago(ms: Any) -> str:
     if not isinstance(ms, (int, float)) or not ms:
         return "-"
-    seconds = max(0, time.time() - ms / 1000)
+    seconds = max(0, (clock.now_ms() - ms) / 1000)  # the runtime's clock, simulated in a rehearsal
     return f"{seconds:.0f}s ago" if seconds < 120 else f"{seconds / 60:.0f}m ago"
 
 
@@ -96,6 +97,7 @@ def _runtime_table(rt: dict) -> Group:
         "held by the gate": ", ".join(f"{a} ({r})" for a, r in ((rt.get("market_session_guard") or {}).get("blocked") or {}).items()) or "-",
         "llm": f"{'on' if llm.get('effective_enabled') else 'off'} model={llm.get('model')} failures={cell(llm.get('failures'))}",
         "live data": "skipped (replay)" if (rt.get("live_data_freshness") or {}).get("skipped") else yes((rt.get("live_data_freshness") or {}).get("ok")),
+        "clock": _clock_text(rt.get("clock") or {}),
         "session phase": (rt.get("live_data_freshness") or {}).get("phase") or "-",
         "state writes": _state_writes(rt.get("state_writes")),
     })
@@ -107,9 +109,13 @@ def _state_writes(writes: dict | None) -> Any:
         return "-"
     if writes.get("ok"):
         return "ok"
-    last = next((writes[k]["last_error"] for k in ("snapshots", "kill_switch", "pause")
+    last = next((writes[k]["last_error"] for k in ("snapshots", "replay_position", "kill_switch", "pause")
                  if (writes.get(k) or {}).get("last_error")), None) or {}
     return Text(f"FAILING {', '.join(writes.get('problems') or [])} ({last.get('errno')} on {last.get('file')})", style="bold red")
+def _clock_text(state: dict) -> Text | str:
+    if not state.get("simulated"):
+        return "wall clock"
+    return Text(f"SIMULATED {state.get('now')} (from {state.get('start')}, {state.get('speed')}x): a rehearsal", style="bold yellow")
 
 
 def _replay_table(rp: dict) -> Group:
@@ -341,6 +347,11 @@ def view_audit(c: Console, d: dict) -> None:
         ("result", lambda r: Text(str(r.get("result")), style="green" if r.get("result") in ("ok", "dry_run") else "bold red")),
         ("error", lambda r: r.get("error") or (f"{r['count']} calls: {', '.join(r.get('errors') or {})}" if r.get("count") else None)),
     ]))
+
+
+def view_rehearsal(c: Console, d: dict) -> None:
+    # The steps and their evidence were printed as they ran; this is the summary for the ticket.
+    c.print(rows("rehearsal", d.get("steps") or [], [("step", "step"), ("result", "level"), ("check", "title")]))
 
 
 def view_approval(c: Console, d: dict) -> None:

@@ -52,6 +52,9 @@ def monitor(client: Client, room: str, limit: int = 5, *, sse_seconds: float = S
     packet_ok = reply.ok
     if packet_ok:
         packet = reply.data or {}
+        server_clock = packet.get("clock") or {}
+        if server_clock.get("simulated") and isinstance(server_clock.get("now_ms"), int):
+            now = server_clock["now_ms"]  # a rehearsal: ages on the runtime's simulated clock, not ours
         decision = packet.get("decision_latest") or {}
         packet_age = max(0, now - _ts_ms(packet.get("ts_ms"))) if _ts_ms(packet.get("ts_ms")) else None
         decision_ts = _ts_ms(decision.get("timestamp"))

@@ -15,14 +15,15 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
 from typing import Any
 
 import anyio
 
-from . import market_gate, portfolio, replay_position
+from . import clock, market_gate, portfolio, replay_position
 from .decision import LlmBreaker, LlmDecider, run_decision
 from .journal import audit_record
+from .market.file_watch import LiveFileWatcher
+from .recording.llm_log import LlmExchangeLog
 from .market import sanity
 from .market.supplemental import news_titles, normalize_breadth, overview_brief
 from .round_log import outcome_label, round_line
@@ -42,10 +43,15 @@ PERSIST_RETRY_S = 5.0
 
 
 def iso_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return clock.now_iso()
 
 
 def wall_ms() -> int:
+    """A clock reading (runtime_api.clock); the schedulers below time themselves on time.monotonic()."""
+    return clock.now_ms()
+
+
+def real_ms() -> int:
     return int(time.time() * 1000)
 
 
@@ -58,6 +64,7 @@ class AgentRuntime:
         self.paused_reason: str | None = self._load_pause()
         self.pause_persisted = True
         self.pause_write_health = WriteHealth("pause")
+        self.replay_position_write_health = WriteHealth("replay_position")
         self.cycle_ms = s.agent_runtime_cycle_ms
         self.decision_every_bars = s.agent_decision_every_bars
         self.metrics = {"totalCycles": 0, "successfulCycles": 0, "failedCycles": 0}
@@ -84,7 +91,11 @@ class AgentRuntime:
         self._outcomes: dict[str, str] = {}  # agent -> fill / hold reason, for the round's log line
         self._stopping = False
         self._refresh_lock = asyncio.Lock()
-        self.llm = LlmDecider(s) if s.llm_configured else None
+        self.watcher: LiveFileWatcher | None = None
+        self.llm_exchanges = LlmExchangeLog(s.resolve(s.llm_recordings_dir), retention_days=s.llm_recordings_retention_days)
+        recorded = s.replay_llm == "recorded" and s.agent_llm_enabled
+        # REPLAY_LLM=recorded answers from the recordings: no key and no provider needed
+        self.llm = LlmDecider(s, exchanges=self.llm_exchanges, recorded=recorded) if (s.llm_configured or recorded) else None
         # One worker thread for all cycle work: several threads of Python would contend for the
         # GIL and starve the event loop (measured: 25-34 stalls >20 ms per 30 s with the default
         # limiter, 0-2 with one thread, same cycle throughput).
@@ -103,9 +114,10 @@ class AgentRuntime:
             return True
         try:
             await anyio.to_thread.run_sync(replay_position.save, self.replay_position_file, self.svc.replay, limiter=self.worker)
-        except OSError:
-            log.exception("could not save the replay position")
+        except OSError as exc:
+            self.replay_position_write_health.failed(exc, self.replay_position_file)  # readiness fails, cycles hold
             return False
+        self.replay_position_write_health.ok()
         return True
 
     # ---- state -------------------------------------------------------------------------
@@ -119,7 +131,7 @@ class AgentRuntime:
     def breaker_for(self, agent_id: str) -> LlmBreaker:
         if agent_id not in self.breakers:
             s = self.settings
-            self.breakers[agent_id] = LlmBreaker(s.agent_llm_breaker_failures, s.agent_llm_breaker_cooldown_ms, wall_ms)
+            self.breakers[agent_id] = LlmBreaker(s.agent_llm_breaker_failures, s.agent_llm_breaker_cooldown_ms, real_ms)
         return self.breakers[agent_id]
 
     @property
@@ -178,8 +190,8 @@ class AgentRuntime:
         self.pause_write_health.ok()
 
     async def retry_unpersisted_state(self) -> None:
-        """Write a pause or a kill switch that holds in memory only (full disk at the time), and
-        probe the snapshot directory after failed saves."""
+        """Write a pause or a kill switch that holds in memory only (full disk at the time), probe
+        the snapshot directory after failed saves, and retry a replay position that could not be saved."""
         if not self.pause_persisted and self.paused_reason is not None:
             if await self._try_save_pause():
                 log.warning("pause (%s) is persisted now", self.paused_reason)
@@ -188,6 +200,8 @@ class AgentRuntime:
                 log.warning("kill switch is persisted now")
         if self.svc.memory.write_health.failing:
             await anyio.to_thread.run_sync(self.svc.memory.probe_write, limiter=self.worker)
+        if self.replay_position_write_health.failing:
+            await self.save_replay_position()
 
     def _load_pause(self) -> str | None:
         try:
@@ -300,6 +314,18 @@ class AgentRuntime:
             return
         async with self._refresh_lock:
             await anyio.to_thread.run_sync(lambda: [p.refresh() for p in self.svc.live.all()], limiter=self.worker)
+
+    async def watch_live_files(self) -> None:
+        """LIVE_FILE_WATCH: reload a replaced live file at once; the rate-limited polling stays the fallback."""
+        files = [*self.svc.live.all(), *([self.svc.daily] if self.svc.daily is not None else [])]
+        self.watcher = LiveFileWatcher(files, self._reload_files)
+        await self.watcher.run()
+
+    async def _reload_files(self, files: list) -> None:
+        loaded = await anyio.to_thread.run_sync(lambda: [f.refresh() for f in files], limiter=self.worker)
+        if any(loaded):
+            self.refresh_gate()
+            self.bump()
 
     # ---- cycles ------------------------------------------------------------------------
 
@@ -569,12 +595,12 @@ class AgentRuntime:
                     if self.running:
                         self.spawn(self.run_cycle())
         elif s.live_mode:
-            last_gate = 0
-            last_cycle = wall_ms()
+            last_gate = float("-inf")
+            last_cycle = time.monotonic() * 1000
             while not self._stopping:
                 await asyncio.sleep(0.25)
                 self._scheduler_tick()
-                now = wall_ms()
+                now = time.monotonic() * 1000
                 if now - last_gate >= s.agent_session_guard_check_ms:
                     last_gate = now
                     await self.refresh_live()

@@ -61,6 +61,7 @@ def build_context(settings: Settings) -> AppContext:
         raise BootError(str(exc)) from None
     install_viewer_streams(ctx)  # ctx.extra["viewer_streams"]; listens to every decision
     install_audience(ctx)  # ctx.extra["audience"]: chat, narration, bets, speech
+    ctx.runtime.llm_exchanges.prune()  # LLM_RECORDINGS_RETENTION_DAYS
     Observability(ctx).attach()  # ctx.extra["observability"]: metrics, alerts, the Gate log line
     if ctx.runtime.paused_reason:
         log.warning("runtime paused (%s) since before this boot: no cycles until an explicit resume", ctx.runtime.paused_reason)
@@ -90,6 +91,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         loop_task = asyncio.create_task(ctx.runtime.run_forever(), name="agent-runtime")
         monitor_task = asyncio.create_task(ctx.loop_monitor.run(), name="loop-monitor")
         rescan_task = asyncio.create_task(ctx.runtime.maintain(), name="manifest-rescan")
+        watch = settings.live_mode and settings.live_file_watch
+        watch_task = asyncio.create_task(ctx.runtime.watch_live_files(), name="live-file-watch") if watch else None
         audit_task = asyncio.create_task(ctx.control_audit.run_flusher(), name="audit-flush")
         audience_tasks = ctx.extra["audience"].tasks()
         persist_task = asyncio.create_task(ctx.runtime.retry_persistence(), name="persist-retry")
@@ -106,7 +109,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if not ctx.svc.kill_switch.persisted:
                 log.error("stopping with the kill switch ON IN MEMORY ONLY: the next boot will not have it; "
                           "touch %s before starting again", ctx.svc.kill_switch.flag_file)
-            for task in (loop_task, monitor_task, rescan_task, audit_task, persist_task, *audience_tasks):
+            if ctx.runtime.watcher is not None:
+                ctx.runtime.watcher.stop()
+            for task in (loop_task, monitor_task, rescan_task, audit_task, persist_task, *audience_tasks,
+                         *([watch_task] if watch_task else [])):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from . import clock
 from .access.gate import Access
 from .agent_runtime import AgentRuntime
 from .control import ControlAudit, FailureLimiter
@@ -40,7 +41,7 @@ class AppContext:
         from a worker thread). The CLI, runtime status, room packets and preflight all judge
         freshness through this one module."""
         with self._freshness_lock:
-            return run_checks(self.settings, int(time.time() * 1000), cache=self._freshness_cache)
+            return run_checks(self.settings, clock.now_ms(), cache=self._freshness_cache)
 
     def state_version(self) -> tuple:
         """Everything a cached viewer response may depend on, except the replay cursor."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 from collections import Counter
 from typing import Any
 
@@ -20,6 +19,7 @@ import anyio
 
 from .audience import audience_of
 from .chat.tts import enabled as tts_enabled
+from . import clock as one_clock
 from .decision.features import price_volume_references
 from .errors import ApiError
 from .journal import AUDIT_SCHEMA, merge_newest
@@ -48,7 +48,7 @@ STATUS_KEYS = ("refresh_ms", "stale_after_ms", "last_load_ts_ms", "last_attempt_
 
 
 def wall_ms() -> int:
-    return int(time.time() * 1000)
+    return one_clock.now_ms()
 
 
 def room_record(ctx, raw_room_id: Any) -> dict:
@@ -229,6 +229,7 @@ class RoomPackets:
             "schema_version": PACKET_SCHEMA,
             "room_id": room_id,
             "ts_ms": now,
+            "clock": one_clock.status(),
             "trader": trader,
             "room_context": context,
             "market_overview": {**{k: overview[k] for k in ("source_kind", "brief")},

@@ -6,13 +6,13 @@ when nothing FAILs. It reads state and probes the LLM; it never writes anything.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import anyio
 import httpx
 
 from .state_health import state_writes_view
+from . import clock
 
 
 LLM_PROBE_TIMEOUT_S = 3.0
@@ -38,6 +38,12 @@ async def probe_llm(settings) -> tuple[bool, str | None]:
     return True, None
 
 
+def clock_check() -> dict:
+    """WARN whenever the clock is simulated: a rehearsal, never a show."""
+    state = clock.status()
+    return {**check(not state["simulated"], "simulated_clock: ONLYTRADE_CLOCK is set (rehearsal)", warn=True), "state": state}
+
+
 def pool_symbols(ctx, running: list[str]) -> dict:
     """Per running agent: how many pool symbols have usable intraday and daily data now (blocking).
 
@@ -46,7 +52,8 @@ def pool_symbols(ctx, running: list[str]) -> dict:
     market = ctx.svc.market
     agents: dict[str, dict] = {}
     for agent_id in running:
-        pool = list((ctx.svc.registry.get(agent_id) or {}).get("stock_pool") or [])
+        # An agent without a pool decides over every symbol the market serves (AgentRuntime._gather).
+        pool = list((ctx.svc.registry.get(agent_id) or {}).get("stock_pool") or []) or list(market.symbols())
         rows = [market.symbol_health(symbol) for symbol in pool]
         unusable = {r["symbol"]: r["reason"] for r in rows if not r["usable"]}
         agents[agent_id] = {
@@ -79,9 +86,9 @@ def kill_switch_check(kill: dict) -> dict:
 
 
 def state_writes_check(writes: dict) -> dict:
-    """FAIL while snapshot saves fail or a kill switch or pause holds in memory only."""
-    last = (writes["snapshots"].get("last_error") or writes["kill_switch"].get("last_error")
-            or writes["pause"].get("last_error") or {})
+    """FAIL while snapshot or replay-position saves fail or a kill switch or pause holds in memory only."""
+    last = next((writes[k]["last_error"] for k in ("snapshots", "replay_position", "kill_switch", "pause")
+                 if writes[k].get("last_error")), None) or {}
     detail = f" ({last.get('errno')} on {last.get('file')})" if last and writes["problems"] else ""
     return {**check(writes["ok"], ",".join(writes["problems"]) + detail), "problems": writes["problems"]}
 
@@ -89,7 +96,7 @@ def state_writes_check(writes: dict) -> dict:
 async def live_preflight(ctx) -> dict:
     s = ctx.settings
     svc = ctx.svc
-    now_ms = int(time.time() * 1000)
+    now_ms = clock.now_ms()
     fresh = await anyio.to_thread.run_sync(ctx.freshness_report)
     rows = {r["label"]: r for r in fresh["checks"]}
     frames = rows.get("cn_a_frames") or {}
@@ -146,5 +153,6 @@ async def live_preflight(ctx) -> dict:
         "state_writes": state_writes_check(state_writes_view(svc.memory, svc.kill_switch, ctx.runtime)),
         "control_token": check(s.control_token_configured, "control_token_not_configured"),
         "llm": llm,
+        "clock": clock_check(),
     }
     return {"ok": all(c["ok"] for c in checks.values()), "ts_ms": now_ms, "phase": fresh.get("phase"), "checks": checks}

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 
+from . import clock
 from .journal import AuditLog, DecisionLog
 from .kill_switch import KillSwitch
 from .market import sanity
 from .market.bars import FrameIndex, load_frames
 from .market.daily import DailyHistory
+from .market.live_files import LiveFileFrameProvider, LiveJsonFileProvider, wall_clock_ms
 from .market.live_files import LiveFileFrameProvider, LiveJsonFileProvider
 from .market.names import SymbolNames
 from .market.replay import ReplayEngine
@@ -28,7 +29,8 @@ class BootError(RuntimeError):
 
 
 def now_ms() -> int:
-    return int(time.time() * 1000)
+    """The one clock (runtime_api.clock): the wall clock, or a rehearsal's simulated time."""
+    return clock.now_ms()
 
 
 @dataclass
@@ -104,6 +106,10 @@ def build_services(settings: Settings) -> Services:
     """Load state from disk; raise BootError with a one-line reason on anything unsafe."""
     from .storage import CorruptFileError
 
+    if clock.configure(settings).simulated:
+        log.warning("simulated clock: ONLYTRADE_CLOCK=%s speed %gx (now %s)", settings.onlytrade_clock,
+                    settings.onlytrade_clock_speed, clock.now_iso())
+
     try:
         registry = AgentRegistry(settings.resolve(settings.agents_dir), settings.resolve(settings.agent_registry_path))
     except CorruptFileError as exc:
@@ -120,7 +126,7 @@ def build_services(settings: Settings) -> Services:
             index = FrameIndex(load_frames(replay_path))
             replay = ReplayEngine(
                 index, speed=settings.replay_speed, warmup_bars=settings.replay_warmup_bars,
-                loop=settings.replay_loop, now_ms=now_ms,
+                loop=settings.replay_loop, now_ms=wall_clock_ms,  # its tick is a timer, not a clock reading
             )
             breadth_path = settings.resolve(settings.replay_breadth_path) if settings.replay_breadth_path else replay_path
             replay_breadth = ReplayBreadthSeries(breadth_path)

@@ -76,6 +76,17 @@ def choice(*options: str) -> Callable[[str, str], str]:
     return parse
 
 
+def instant(name: str, raw: str) -> str:
+    """An epoch-ms or ISO-8601 time (naive = Shanghai); kept as text, checked here."""
+    from .clock import parse_instant
+
+    try:
+        parse_instant(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: expected epoch ms or an ISO-8601 time, got {raw!r}") from None
+    return raw
+
+
 def path(name: str, raw: str) -> str:
     # Resolved against ONLYTRADE_ROOT after loading; see Settings.resolve().
     return raw
@@ -277,6 +288,17 @@ class Settings:
     alert_timeout_ms: int = setting("ALERT_TIMEOUT_MS", 3000, integer(100, 30000), "Timeout of one webhook POST")
     alert_queue_size: int = setting("ALERT_QUEUE_SIZE", 100, integer(1, 10000), "Alerts waiting to be sent; more are dropped and counted")
 
+    # ---- issue 12: one clock, show-day recording, live-file watching
+    onlytrade_clock: str = setting("ONLYTRADE_CLOCK", "", instant, "Simulated clock start for a rehearsal (ISO-8601, naive = Shanghai); empty = the wall clock")
+    onlytrade_clock_speed: float = setting("ONLYTRADE_CLOCK_SPEED", 1.0, decimal(0.01, 10000), "Simulated clock speed (x real time)")
+    onlytrade_clock_anchor: str = setting("ONLYTRADE_CLOCK_ANCHOR", "", instant, "Real time (epoch ms or ISO) when the simulated clock read ONLYTRADE_CLOCK (default: process start)")
+    onlytrade_rehearsal: bool = setting("ONLYTRADE_REHEARSAL", False, boolean, "Allow a simulated clock in strict live mode (a rehearsal, never a show)")
+    archive_dir: str = setting("ARCHIVE_DIR", "data/archive", path, "Show-day archive: <dir>/<market>/<day>/frames.1m.parquet (written by the data jobs)")
+    llm_recordings_dir: str = setting("LLM_RECORDINGS_DIR", "data/llm-recordings", path, "LLM exchanges, <dir>/<agent>/<day>.jsonl (request without secrets, response, latency, outcome)")
+    llm_recordings_retention_days: int = setting("LLM_RECORDINGS_RETENTION_DAYS", 30, integer(0), "Days of LLM recordings kept (0 keeps every day)")
+    replay_llm: str = setting("REPLAY_LLM", "live", choice("live", "recorded"), "recorded: answer each LLM call from the recording of the same agent, day and bar")
+    live_file_watch: bool = setting("LIVE_FILE_WATCH", True, boolean, "Pick up a replaced live file at once (watchfiles); mtime polling stays as the fallback")
+
     # ---- derived -------------------------------------------------------------------------
 
     @classmethod
@@ -307,6 +329,10 @@ class Settings:
             raise SettingsError("STRICT_LIVE_MODE: strict_live_mode_requires_market_provider_real")
         if self.control_api_allow_unauthenticated and not is_loopback(self.host):
             raise SettingsError("CONTROL_API_ALLOW_UNAUTHENTICATED: refused because HOST is not a loopback address")
+        if self.replay_llm == "recorded" and self.live_mode:
+            raise SettingsError("REPLAY_LLM: recorded answers replay a recorded day; refused in live_file mode")
+        if self.onlytrade_clock and self.strict_live_mode and not self.onlytrade_rehearsal:
+            raise SettingsError("ONLYTRADE_CLOCK: a simulated clock is refused in strict live mode unless ONLYTRADE_REHEARSAL=true")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -80,16 +80,20 @@ def state_write_failed(exc: OSError, what: str) -> ApiError:
 
 
 def state_writes_view(memory, kill_switch, runtime) -> dict:
-    """Runtime status' `state_writes`: `ok` is false while snapshot saves fail or a kill switch or
-    pause holds in memory only (a restart would forget it)."""
+    """Runtime status' `state_writes`: `ok` is false while snapshot or replay-position saves fail (no
+    cycle runs then) or a kill switch or pause holds in memory only (a restart would forget it)."""
     snapshots = memory.write_health.status()
+    position = runtime.replay_position_write_health.status()
     kill = {**kill_switch.write_health.status(), "persisted": kill_switch.persisted}
     pause = {**runtime.pause_write_health.status(), "persisted": runtime.pause_persisted}
     problems = []
     if not snapshots["ok"]:
         problems.append("snapshot_saves_failing")
+    if not position["ok"]:
+        problems.append("replay_position_saves_failing")
     if not kill_switch.persisted:
         problems.append("kill_switch_not_persisted")
     if not runtime.pause_persisted:
         problems.append("pause_not_persisted")
-    return {"ok": not problems, "problems": problems, "snapshots": snapshots, "kill_switch": kill, "pause": pause}
+    return {"ok": not problems, "problems": problems, "snapshots": snapshots, "replay_position": position,
+            "kill_switch": kill, "pause": pause}

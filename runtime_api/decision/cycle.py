@@ -68,7 +68,7 @@ async def run_decision(
     else:
         started = time.perf_counter()
         try:
-            decision = await llm.decide(context, trader)
+            decision = await llm.decide(context, trader, at_ms=now_ms)
         except LlmError as exc:
             failure = exc.reason
         except Exception:  # a bug in parsing must not stop the cycle: fall back to the rules

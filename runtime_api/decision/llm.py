@@ -7,6 +7,7 @@ line or a record (server error bodies are scrubbed before they are kept).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -15,10 +16,16 @@ from typing import Any
 
 import anyio
 import httpx
+import orjson
 
+from runtime_api import clock
 from runtime_api.decision import prompts
 from runtime_api.decision.features import js_round, number
+from runtime_api.recording.llm_log import LlmExchangeLog
+from runtime_api.session_calendar import trading_day_of
 from runtime_api.settings import Settings
+
+log = logging.getLogger(__name__)
 
 ACTION_ALIASES = ("action", "decision", "signal", "side")
 SYMBOL_ALIASES = ("symbol", "ticker", "code")
@@ -224,8 +231,12 @@ def normalize(raw: dict, lot_size: int) -> dict[str, Any]:
 class LlmDecider:
     """POSTs `{OPENAI_BASE_URL}/chat/completions` and turns the answer into an `LlmDecision`."""
 
-    def __init__(self, settings: Settings, *, client: httpx.AsyncClient | None = None):
+    def __init__(self, settings: Settings, *, client: httpx.AsyncClient | None = None,
+                 exchanges: LlmExchangeLog | None = None, recorded: bool = False):
+        """`exchanges` records every call; with `recorded` (REPLAY_LLM=recorded) answers come from it instead."""
         self.settings = settings
+        self.exchanges = exchanges
+        self.recorded = recorded
         self.model = settings.decision_model
         self.endpoint = settings.openai_base_url.rstrip("/") + "/chat/completions"
         self.timeout_s = max(1000, settings.agent_llm_timeout_ms) / 1000
@@ -280,13 +291,58 @@ class LlmDecider:
         except httpx.HTTPError as exc:
             raise LlmError("openai_network_error", self._scrub(type(exc).__name__)) from None
 
-    async def decide(self, context: dict, trader: dict) -> LlmDecision:
-        """One model decision for this context; raises `LlmError` on any failure (no retry)."""
+    def _exchange_key(self, context: dict, trader: dict, at_ms: int | None) -> dict[str, Any]:
+        at = clock.now_ms() if at_ms is None else int(at_ms)
+        agent = str(trader.get("agent_id") or trader.get("trader_id") or context.get("trader_id") or "")
+        return {"agent_id": agent, "day": trading_day_of(at, context.get("market") or "CN-A"), "bar_ts_ms": at}
+
+    def _recorded_answer(self, key: dict[str, Any]) -> tuple[int, str]:
+        found = self.exchanges.answer(key["agent_id"], key["day"], key["bar_ts_ms"]) if self.exchanges else None
+        if found is None or not isinstance((found.get("response") or {}).get("body"), str):
+            raise LlmError("recorded_answer_missing", f"{key['agent_id']} {key['day']} bar {key['bar_ts_ms']}")
+        return int(found["response"].get("status") or 200), found["response"]["body"]
+
+    async def _record(self, key: dict[str, Any], body: dict, status: int | None, text: str | None, latency_ms: int,
+                      outcome: str) -> None:
+        if self.exchanges is None or self.recorded or not key["agent_id"]:
+            return
+        record = {**key, "model": self.model, "endpoint": self.endpoint,
+                  "request": orjson.loads(self._scrub(json.dumps(body, ensure_ascii=False))),
+                  "response": None if status is None else {"status": status, "body": self._scrub(text or "")},
+                  "latency_ms": latency_ms, "outcome": outcome, "recorded_at": clock.now_iso()}
+        try:
+            await anyio.to_thread.run_sync(self.exchanges.append, record)
+        except Exception:  # a full disk must not turn a good decision into a failure
+            log.exception("llm exchange not recorded for %s", key["agent_id"])
+
+    async def decide(self, context: dict, trader: dict, *, at_ms: int | None = None) -> LlmDecision:
+        """One model decision for this context; raises `LlmError` on any failure (no retry).
+
+        `at_ms` is the decision clock (the replay bar); it keys the recorded exchange.
+        """
         body = self.request_body(context, trader)
-        response = await self._post(body)
-        text = response.text
-        if response.status_code < 200 or response.status_code >= 300:
-            raise LlmError(f"openai_http_{response.status_code}", self._scrub(text[:160]))
+        key = self._exchange_key(context, trader, at_ms)
+        if self.recorded:
+            status, text = self._recorded_answer(key)
+            return self._interpret(status, text, body, context)
+        started = time.monotonic()
+        try:
+            response = await self._post(body)
+        except LlmError as exc:
+            await self._record(key, body, None, None, int((time.monotonic() - started) * 1000), exc.reason)
+            raise
+        latency_ms = int((time.monotonic() - started) * 1000)
+        try:
+            decision = self._interpret(response.status_code, response.text, body, context)
+        except LlmError as exc:
+            await self._record(key, body, response.status_code, response.text, latency_ms, exc.reason)
+            raise
+        await self._record(key, body, response.status_code, response.text, latency_ms, "ok")
+        return decision
+
+    def _interpret(self, status: int, text: str, body: dict, context: dict) -> LlmDecision:
+        if status < 200 or status >= 300:
+            raise LlmError(f"openai_http_{status}", self._scrub(text[:160]))
         content = message_content(parse_json(text))
         if not isinstance(content, str) or not content.strip():
             raise LlmError("openai_empty_message")

@@ -19,7 +19,7 @@ from runtime_api.storage import CorruptFileError
 
 INTERVALS = ("1m", "5m", "15m", "30m", "60m", "1h", "4h", "1d")
 INTERVAL_MINUTES = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "60m": 60, "1h": 60, "4h": 240, "1d": 1440}
-_DAY_FILES = ("frames.1m.jsonl", "frames.1m.json")
+_DAY_FILES = ("frames.1m.jsonl", "frames.1m.json", "frames.1m.parquet")  # first wins in a folder
 DEFAULT_LIMIT = 800
 MAX_LIMIT = 2000
 
@@ -46,7 +46,11 @@ def _parse(raw: bytes, path: Path, where: str = "") -> Any:
 
 
 def parse_batch(raw: bytes, path: Path) -> dict:
-    """Parse a frames file's bytes (JSON lines when `path` ends in .jsonl); raises CorruptFileError."""
+    """Parse a frames file's bytes (JSON lines for .jsonl, Parquet for .parquet); raises CorruptFileError."""
+    if path.suffix == ".parquet":
+        from .parquet_frames import frames_from_bytes  # pyarrow only when a pack is Parquet
+
+        return {"frames": frames_from_bytes(raw, path)}
     if path.suffix == ".jsonl":
         frames = [_parse(line, path, f"line {n}: ") for n, line in enumerate(raw.splitlines(), 1) if line.strip()]
         return {"frames": frames}
@@ -60,7 +64,7 @@ def parse_batch(raw: bytes, path: Path) -> dict:
 
 def _day_files(directory: Path) -> list[Path]:
     by_folder: dict[Path, Path] = {}
-    for name in reversed(_DAY_FILES):  # .jsonl wins when a folder holds both
+    for name in reversed(_DAY_FILES):  # .jsonl wins over .json over .parquet in one folder
         for file in directory.rglob(name):
             by_folder[file.parent] = file
     return [by_folder[folder] for folder in sorted(by_folder)]

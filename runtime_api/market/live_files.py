@@ -50,6 +50,11 @@ class WatchedFile:
         """Parse the file's bytes and swap them in; raise to keep the last good data."""
         raise NotImplementedError
 
+    def notice_change(self) -> None:
+        """A watcher saw the file replaced: the next refresh() skips the rate limit (the stamp check stays)."""
+        with self._lock:
+            self.last_attempt_ts_ms = None
+
     def refresh(self, force: bool = False) -> bool:
         """Re-read the file if due and changed (or when forced); True when new data was loaded."""
         with self._lock:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-import time
 
 import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .. import clock
 from ..control import read_route
 from ..errors import ApiError, bad_request
 from ..http import query_int, query_str
@@ -23,7 +23,7 @@ def latest_for(ctx, agent_id: str, limit: int) -> list[dict]:
     """In-memory decisions merged with today's JSONL log, newest first (worker thread)."""
     rec = ctx.svc.registry.get(agent_id) or {}
     market = market_of_exchange(str(rec.get("exchange_id") or ""))
-    today = trading_day_of(int(time.time() * 1000), market)
+    today = trading_day_of(clock.now_ms(), market)
     logged = ctx.svc.decisions.read_day(agent_id, today, limit=limit, from_end=True)
     return merge_newest(list(ctx.runtime.history.get(agent_id, [])), logged, limit=limit)
 

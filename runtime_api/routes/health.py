@@ -7,6 +7,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .. import clock
 from ..access.connections import open_descriptors
 from ..control import read_route
 from ..responses import JSONResponse
@@ -31,6 +32,7 @@ def health_body(ctx) -> dict:
         "last_cycle_started_ms": runtime.last_cycle_started_ms,
         "last_cycle_completed_ms": runtime.last_cycle_completed_ms,
         "in_flight": bool(runtime.in_flight),
+        "clock": clock.status(),
         "connections": connection_stats(ctx),
         "cycle_heartbeat": runtime.heartbeat(),
         "state_writes_ok": writes["ok"],

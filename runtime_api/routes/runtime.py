@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..audience import audience_status
+from .. import clock
 from ..control import ControlCall, control_route, read_route
 from ..errors import ApiError, bad_request
 from ..http import query_int, query_str
@@ -80,6 +81,7 @@ def runtime_status(ctx, freshness: dict) -> dict:
             "token_saver": s.agent_llm_dev_token_saver,
             "max_output_tokens": s.agent_llm_max_output_tokens,
             "calls_attempted": rt.llm_calls["attempted"],
+            "replay_llm": s.replay_llm,
             "failures": dict(rt.llm_failures),
         },
         "sink_errors": dict(rt.sink_errors),
@@ -90,6 +92,8 @@ def runtime_status(ctx, freshness: dict) -> dict:
         "response_cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
         "chat_streaming": audience_status(ctx),
         "traders": agents,
+        "clock": clock.status(),
+        "live_file_watch": rt.watcher.status() if rt.watcher is not None else {"enabled": False},
     }
 
 

@@ -7,6 +7,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .. import clock
 from .. import portfolio_views as pv
 from .. import position_close
 from ..control import ControlCall, control_route, read_route
@@ -113,7 +114,7 @@ def status_view(ctx, rec: dict) -> dict:
             "allow_run": rec["agent_id"] in gate.get("active_trader_ids", []),
             "manual_paused": runtime.paused_reason == "manual",
             "kill_switch_active": ctx.svc.kill_switch.active,
-            "session": session_state(market, int(time.time() * 1000)) if s.live_mode else None,
+            "session": session_state(market, clock.now_ms()) if s.live_mode else None,
             "live_fresh_ok": bool(live_status) and not live_status.get("stale") and not live_status.get("last_error"),
             "live_file": live_status,
         },

@@ -202,3 +202,20 @@ async def test_the_daily_file_is_picked_up_when_the_job_writes_it_without_a_rest
     finally:
         await handle.client.aclose()
         await lifespan.__aexit__(None, None, None)
+
+
+async def test_an_agent_without_a_pool_is_judged_on_the_symbols_it_decides_over(root, market):
+    # t_007 has no stock_pool: it decides over every symbol the market serves, and preflight judges those.
+    run_jobs(root, market)
+    handle, lifespan = await open_api(make_settings(root, **LIVE))
+    try:
+        for action in ("register", "start"):
+            data_of(await handle.control(f"/api/agents/t_007/{action}"))
+        pools = data_of(await handle.get("/api/ops/live-preflight"))["checks"]["pool_symbols"]
+        served = handle.ctx.svc.market.symbols()
+    finally:
+        await handle.client.aclose()
+        await lifespan.__aexit__(None, None, None)
+    agent = pools["agents"]["t_007"]
+    assert served and agent["pool_count"] == len(served)
+    assert agent["level"] == "PASS" and pools["level"] == "PASS"

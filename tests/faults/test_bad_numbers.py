@@ -39,8 +39,11 @@ CONTROL_BODIES = [
     ("/api/traders/t_001/close-position", {"dry_run": True}, ["quantity", "symbol"]),
     ("/api/equity-history-batch", {"trader_ids": ["t_001"]}, ["hours"]),
 ]
+# Viewer routes (no control token): the bet stake is their one number.
+VIEWER_BODIES = [("/api/bets/place", {"trader_id": "t_001"}, ["stake_amount"])]
 NON_NUMERIC_BODY_KEYS = {"action", "actor", "confirm", "control_token", "reason", "trader_id", "trader_ids",
-                         "reset_memory", "reset_positions", "reset_stats", "approval_id", "request_id"}
+                         "reset_memory", "reset_positions", "reset_stats", "approval_id", "request_id",
+                         "message_id", "user_nickname", "text", "user_session_id", "room_id"}
 
 
 def _source_names(pattern: str) -> set[str]:
@@ -88,7 +91,7 @@ def test_every_numeric_query_name_is_known():
 
 def test_every_body_key_is_walked():
     keys = _source_names(r'body\.get\("(\w+)"') | _source_names(r'_number\(call\.body, "(\w+)"')
-    walked = {k for _, _, ks in CONTROL_BODIES for k in ks}
+    walked = {k for _, _, ks in CONTROL_BODIES + VIEWER_BODIES for k in ks}
     assert keys - walked - NON_NUMERIC_BODY_KEYS == set()
 
 
@@ -115,6 +118,21 @@ async def test_no_body_number_gives_a_500(app_client):
                 resp = await client.post(path, json={**template, key: value}, headers={"x-control-token": TOKEN})
                 if resp.status_code >= 500:
                     failures.append((path, template.get("action"), key, value, resp.status_code, resp.text[:120]))
+                else:
+                    assert resp.json()["success"] in (True, False)
+    assert failures == []
+
+
+async def test_no_stake_number_gives_a_500(app_client):
+    app, client = app_client
+    session = (await client.post("/api/chat/session/bootstrap", json={})).json()["data"]["user_session_id"]
+    failures = []
+    for path, template, keys in VIEWER_BODIES:
+        for key in keys:
+            for value in BAD_BODY:
+                resp = await client.post(path, json={**template, "user_session_id": session, key: value})
+                if resp.status_code >= 500:
+                    failures.append((path, key, value, resp.status_code, resp.text[:120]))
                 else:
                     assert resp.json()["success"] in (True, False)
     assert failures == []

@@ -79,18 +79,20 @@ def test_full_disk_keeps_the_operator_in_control(root, small_disk):
         assert c.get("/health/ready").status_code == 200
 
         small_disk.fill()
-        # A decision cycle cannot save its snapshot: readiness and preflight fail, with errno and file.
-        server.control("/api/agent/runtime/control", {"action": "step"})
+        # A round's first write is the replay position: it fails, so no snapshot can get ahead of the
+        # replay; the round holds, and readiness and preflight fail with errno and file.
+        held = _data(server.control("/api/agent/runtime/control", {"action": "step"}))
+        assert held["cycle"]["ran"] is False and held["cycle"]["reason"] == "replay_position_unsaved"
         ready = c.get("/health/ready")
-        assert ready.status_code == 503 and "snapshot_saves_failing" in ready.json()["state_write_problems"]
+        assert ready.status_code == 503 and "replay_position_saves_failing" in ready.json()["state_write_problems"]
         assert c.get("/health").status_code == 200  # liveness: a restart would not free the disk
         writes = _data(c.get("/api/agent/runtime/status"))["state_writes"]
-        assert writes["snapshots"]["last_error"]["errno"] == "ENOSPC"
-        assert writes["snapshots"]["last_error"]["file"].startswith((".demo_", "demo_"))
+        assert writes["replay_position"]["last_error"]["errno"] == "ENOSPC"
+        assert "replay-position" in writes["replay_position"]["last_error"]["file"]
         shown = _ops_status(server)
-        assert "FAILING snapshot_saves_failing" in shown and "ENOSPC" in shown
+        assert "FAILING replay_position_saves_failing" in shown and "ENOSPC" in shown
         preflight = _data(c.get("/api/ops/live-preflight"))["checks"]["state_writes"]
-        assert preflight["level"] == "FAIL" and "snapshot_saves_failing" in preflight["reason"]
+        assert preflight["level"] == "FAIL" and "replay_position_saves_failing" in preflight["reason"]
 
         # Pause holds in memory and says it is not persisted; resume is refused and changes nothing.
         paused = _data(server.control("/api/agent/runtime/control", {"action": "pause"}))
@@ -127,7 +129,7 @@ def test_full_disk_keeps_the_operator_in_control(root, small_disk):
         assert orjson.loads((small_disk.path / "runtime" / "runtime-pause.json").read_bytes())["paused_reason"] == "manual"
         # Readiness recovers with no cycle running (paused, kill switch): the snapshot dir takes writes.
         _wait(lambda: c.get("/health/ready").status_code == 200)
-        assert "state writes recovered kind=snapshots" in server.read_log()
+        assert "state writes recovered kind=replay_position" in server.read_log()
         c.close()
     finally:
         server.stop(signal.SIGKILL)
@@ -142,3 +144,25 @@ def test_full_disk_keeps_the_operator_in_control(root, small_disk):
         resumed = _data(again.control("/api/agent/runtime/control", {"action": "resume"}))
         assert resumed["state"]["paused_reason"] != "manual"
         assert not [p for p in small_disk.path.rglob("*.tmp")]
+
+
+def test_failing_snapshot_saves_fail_readiness(root, small_disk):
+    """Only the snapshots fill their disk (the runtime state dir has room): the round runs, its
+    snapshot saves fail, and readiness and preflight say so with errno and file until they recover."""
+    env = {**_state_env(small_disk), "RUNTIME_STATE_DIR": str(root / "state"),
+           "KILL_SWITCH_PATH": str(root / "state" / "kill-switch.json")}
+    with RuntimeProcess(root, env) as server, server.client() as c:
+        _data(server.control("/api/replay/runtime/control", {"action": "pause"}))
+        assert _data(server.control("/api/agent/runtime/control", {"action": "step"}))["cycle"]["ran"] is True
+        small_disk.fill()
+        assert _data(server.control("/api/agent/runtime/control", {"action": "step"}))["cycle"]["ran"] is True
+        ready = c.get("/health/ready")
+        assert ready.status_code == 503 and "snapshot_saves_failing" in ready.json()["state_write_problems"]
+        writes = _data(c.get("/api/agent/runtime/status"))["state_writes"]
+        assert writes["snapshots"]["last_error"]["errno"] == "ENOSPC"
+        assert writes["snapshots"]["last_error"]["file"].startswith((".demo_", "demo_"))
+        preflight = _data(c.get("/api/ops/live-preflight"))["checks"]["state_writes"]
+        assert preflight["level"] == "FAIL" and "snapshot_saves_failing" in preflight["reason"]
+        small_disk.free()
+        _wait(lambda: c.get("/health/ready").status_code == 200)
+        assert "state writes recovered kind=snapshots" in server.read_log()
