@@ -11,11 +11,14 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# BUILD_COMMIT: the commit /health reports when the install has no readable .git (see observability/build_info.py).
 install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
+	-git rev-parse HEAD > runtime_api/BUILD_COMMIT 2>/dev/null || rm -f runtime_api/BUILD_COMMIT
 
 install-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	-git rev-parse HEAD > runtime_api/BUILD_COMMIT 2>/dev/null || rm -f runtime_api/BUILD_COMMIT
 
 # A fresh checkout gets its own random control token (the ops CLI reads it from here too).
 .env.local:

@@ -376,4 +376,17 @@ def cli(
     else:
         result = run(settings, **options, **extra)
     emit(result)
+    if result.status in ("error", "budget_exceeded"):
+        _alert(settings, result)
     return result.exit_code
+
+
+def _alert(settings: Settings, result: JobResult) -> None:
+    """A failing or timed-out job posts to ALERT_WEBHOOK_URL itself (once per throttle window per job)."""
+    from runtime_api.observability.alerts import Alert, post_throttled
+
+    kind = "data_job.timeout" if result.status == "budget_exceeded" else "data_job.failed"
+    title = f"Data job {result.job} {'ran out of time' if result.status == 'budget_exceeded' else 'failed'}: previous output kept"
+    alert = Alert(kind, title, "warning", {"job": result.job, "error": result.error, "detail": (result.detail or "")[:200],
+                                           "exit_code": result.exit_code})
+    post_throttled(settings, alert, settings.resolve(settings.runtime_state_dir) / "alerts" / f"{result.job}.{result.status}.last")

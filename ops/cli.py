@@ -466,6 +466,26 @@ def replay_pack_build(ctx: typer.Context,
     emit(ctx, lambda: replay_pack.build(settings(), from_archive, out, market=market, fmt=fmt, archive_dir=archive_dir))
 
 
+# ---- issue 11: the daily ops report -----------------------------------------------------------
+
+
+@app.command("report")
+def day_report(ctx: typer.Context,
+               day: Optional[str] = typer.Option(None, "--day", help="Trading day YYYY-MM-DD (default: the newest with decision logs)."),
+               csv_output: bool = typer.Option(False, "--csv", help="One CSV row per agent instead of tables.")) -> None:
+    """One trading day per agent (decisions, fills, fees, P&L, drawdown, LLM, gate holds), control actions, data incidents; read from the logs."""
+    from . import report
+
+    if csv_output:
+        try:
+            typer.echo(report.csv_text(report.build(settings(), day)), nl=False)
+        except OpsError as exc:
+            typer.echo(f"onlytrade-ops: {exc.message}", err=True)
+            raise typer.Exit(exc.code) from None
+        raise typer.Exit(EXIT_OK)
+    emit(ctx, lambda: report.report(settings(), day))
+
+
 def normalize_argv(argv: list[str]) -> list[str]:
     """`help` means --help; --json may follow the command (it is moved before it)."""
     if argv[:1] == ["help"]:

@@ -367,6 +367,28 @@ def view_approvals(c: Console, d: dict) -> None:
                  ]))
 
 
+def view_report(c: Console, d: dict) -> None:
+    c.print(Text(f"report for {d['day']}", style="bold"))
+    c.print(rows("agents", [{"trader_id": k, **v} for k, v in d["agents"].items()], [
+        ("trader", "trader_id"), ("decisions", "decisions"),
+        ("llm/heur/gate", lambda a: "/".join(str(a["by_source"][k]) for k in ("llm", "heuristic", "readiness_gate"))),
+        ("ok/warn/err", lambda a: "/".join(str(a["by_readiness"].get(k, 0)) for k in ("OK", "WARN", "ERROR"))),
+        ("fills", lambda a: a["fills"]["total"]), ("fees", "fees"), ("realized", "realized_pnl"), ("unrealized", "unrealized_pnl"),
+        ("max dd %", "max_drawdown_pct"), ("llm calls/fail", lambda a: f"{a['llm']['calls']}/{a['llm']['failures']}"),
+        ("llm p95 ms", lambda a: a["llm"]["latency_ms"]["p95"]),
+        ("gate holds (s)", lambda a: f"{a['gate']['forced_holds']} ({a['gate']['held_s']})"),
+        ("hold reasons", lambda a: ", ".join(f"{k}:{n}" for k, n in a["gate"]["reasons"].items())),
+        ("session gate s", lambda a: a["session_gate"]["held_s"]),
+    ]))
+    c.print(kv("totals", d["totals"]))
+    c.print(kv("gate time (s) by status", d["gate_time_s"]))
+    c.print(kv("held by operators", d["runtime_held"]))
+    c.print(rows("control actions", d["control_actions"]["records"], [
+        ("time", "ts"), ("action", "action"), ("actor", "actor"), ("target", "target"), ("result", "result"), ("error", "error")]))
+    c.print(rows("data freshness incidents", d["freshness_incidents"], [
+        ("market", "market"), ("from", "start_ts_ms"), ("to", "end_ts_ms"), ("reason", "reason"), ("decisions", "decisions_seen")]))
+
+
 VIEWS: dict[str, Callable[[Console, Any], None]] = {
     name[len("view_"):]: fn for name, fn in globals().items() if name.startswith("view_") and callable(fn)
 }

@@ -24,6 +24,8 @@ from .control import ControlAudit
 from .errors import ApiError
 from .http_cache import HttpCache
 from .read_caches import schedule_of
+from .observability.http_metrics import ObservabilityMiddleware
+from .observability.observer import Observability
 from .responses import fail
 from .routes import all_routes
 from .routes.rooms import install_viewer_streams
@@ -72,6 +74,7 @@ def build_context(settings: Settings) -> AppContext:
     install_viewer_streams(ctx)  # ctx.extra["viewer_streams"]; listens to every decision
     install_audience(ctx)  # ctx.extra["audience"]: chat, narration, bets, speech
     ctx.runtime.llm_exchanges.prune()  # LLM_RECORDINGS_RETENTION_DAYS
+    Observability(ctx).attach()  # ctx.extra["observability"]: metrics, alerts, the Gate log line
     if ctx.runtime.paused_reason:
         log.warning("runtime paused (%s) since before this boot: no cycles until an explicit resume", ctx.runtime.paused_reason)
     if svc.kill_switch.active:
@@ -111,6 +114,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         freshness_task = asyncio.create_task(schedule_of(ctx).run(), name="freshness-schedule")
         bus = ctx.extra.get("viewer_bus")
         bus_task = asyncio.create_task(bus.run(), name="viewer-bus") if bus else None
+        observability = ctx.extra["observability"]
+        await observability.start()
         ctx.ready = True
         try:
             yield
@@ -137,12 +142,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if ctx.runtime.llm is not None:
                 await ctx.runtime.llm.aclose()
             await ctx.extra["audience"].aclose()
+            await observability.stop()
 
     app = Starlette(
         routes=all_routes(web_dist(settings)),
         exception_handlers={ApiError: on_api_error, HTTPException: on_http_error, Exception: on_unexpected},
         lifespan=lifespan,
-        middleware=[Middleware(HttpCache, policies=RUNTIME_POLICIES, boot_tag=str(ctx.svc.boot_ms))],
+        # Outermost first: every request is measured, 304s from the cache included.
+        middleware=[Middleware(ObservabilityMiddleware, instruments=ctx.extra["observability"].instruments),
+                    Middleware(HttpCache, policies=RUNTIME_POLICIES, boot_tag=str(ctx.svc.boot_ms))],
     )
     app.state.ctx = ctx
     if settings.viewer_bus_url:  # VIEWER_BUS_URL: publish what viewers see for onlytrade-edge

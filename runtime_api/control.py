@@ -201,7 +201,7 @@ def control_route(
             return response
 
         claimed_id = claim(request.headers.get("x-request-id"))
-        request_id = claimed_id or new_id("req_")
+        request_id = claimed_id or request.scope.get("request_id") or new_id("req_")  # the log lines' id
         claimed_actor = claim(body.get("actor")) or claim(request.headers.get("x-control-actor"))
         actor = claimed_actor or holder.name
         call = ControlCall(request, body, actor, ip, request_id, act, target=request.path_params.get("agent_id"),

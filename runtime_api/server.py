@@ -28,7 +28,9 @@ def run(environ=None) -> int:
         settings = Settings.from_env(environ)
     except SettingsError as exc:
         return _die(EXIT_BAD_SETTINGS, f"invalid setting {exc}")
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from .observability import logs
+
+    logs.configure(settings)
 
     from .access.gate import weak_token_report
 
@@ -82,7 +84,7 @@ def run(environ=None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(EXIT_OK))
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False,
-        timeout_graceful_shutdown=15, lifespan="on", http=guard.protocol(AutoHTTPProtocol),
+        timeout_graceful_shutdown=15, lifespan="on", http=guard.protocol(AutoHTTPProtocol), log_config=logs.uvicorn_log_config(settings),
         # uvicorn rewrites the ASGI client from X-Forwarded-For only for these peers, as the
         # control gate does (access.client_address); its own default would trust 127.0.0.1.
         proxy_headers=bool(settings.forwarded_allow_ips), forwarded_allow_ips=settings.forwarded_allow_ips or "",

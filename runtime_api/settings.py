@@ -278,6 +278,15 @@ class Settings:
     backups_keep_last: int = setting("BACKUPS_KEEP_LAST", 50, integer(0), "Backup folders kept, newest first (0 keeps all; the newest is always kept)")
     backups_max_age_days: float = setting("BACKUPS_MAX_AGE_DAYS", 0.0, decimal(0), "Backup folders older than this many days are removed at boot and after each backup (0: no age limit)")
     sse_max_stream_ms: int = setting("SSE_MAX_STREAM_MS", 3600000, integer(60000, 86400000), "Longest SSE stream (room events, market stream): then `event: bye` and the browser reconnects")
+    # ---- issue 11: observability (metrics, alerts, logs)
+    metrics_access: str = setting("METRICS_ACCESS", "loopback", choice("loopback", "token", "public"), "GET /metrics: loopback (direct loopback clients only, no token), token (Bearer METRICS_TOKEN, else CONTROL_API_TOKEN) or public")
+    metrics_token: str = setting("METRICS_TOKEN", "", text, "Bearer token for /metrics when METRICS_ACCESS=token (default: CONTROL_API_TOKEN)", secret=True)
+    log_format: str = setting("LOG_FORMAT", "text", choice("text", "json"), "Log lines as text or one JSON object per line (with the request id)")
+    alert_webhook_url: str = setting("ALERT_WEBHOOK_URL", "", text, "Webhook for operator alerts (Slack incoming webhook or any JSON receiver); empty disables", secret=True)
+    alert_webhook_format: str = setting("ALERT_WEBHOOK_FORMAT", "slack", choice("slack", "json"), "Alert body: slack ({\"text\": ...}) or json (onlytrade.alert.v1)")
+    alert_throttle_s: float = setting("ALERT_THROTTLE_S", 300.0, decimal(0, 86400), "At most one alert per kind per this many seconds (the rest are counted)")
+    alert_timeout_ms: int = setting("ALERT_TIMEOUT_MS", 3000, integer(100, 30000), "Timeout of one webhook POST")
+    alert_queue_size: int = setting("ALERT_QUEUE_SIZE", 100, integer(1, 10000), "Alerts waiting to be sent; more are dropped and counted")
 
     # ---- issue 12: one clock, show-day recording, live-file watching
     onlytrade_clock: str = setting("ONLYTRADE_CLOCK", "", instant, "Simulated clock start for a rehearsal (ISO-8601, naive = Shanghai); empty = the wall clock")

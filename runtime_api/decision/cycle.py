@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 
 import anyio
 
@@ -55,6 +56,7 @@ async def run_decision(
     decision: LlmDecision | None = None
     failure: str | None = None
     skip: str | None = None
+    latency_ms: int | None = None
     if context.get("llm_decision"):
         skip = "readiness_error"
     elif llm is None:
@@ -64,6 +66,7 @@ async def run_decision(
     elif breaker is not None and not breaker.allow():
         skip = "breaker_open"
     else:
+        started = time.perf_counter()
         try:
             decision = await llm.decide(context, trader, at_ms=now_ms)
         except LlmError as exc:
@@ -71,6 +74,7 @@ async def run_decision(
         except Exception:  # a bug in parsing must not stop the cycle: fall back to the rules
             log.exception("llm decision failed unexpectedly for %s", trader.get("agent_id"))
             failure = "openai_unexpected_error"
+        latency_ms = int((time.perf_counter() - started) * 1000)
         if breaker is not None:
             if failure is None:
                 breaker.record_success()
@@ -91,6 +95,7 @@ async def run_decision(
             now_iso=now_iso,
             now_ms=now_ms,
             llm_skip_reason=skip,
+            llm_latency_ms=latency_ms,
             breaker_state=breaker.state if breaker is not None else None,
         ),
         limiter=limiter,

@@ -354,6 +354,7 @@ def create_decision(
     now_ms: int,
     llm_skip_reason: str | None = None,
     breaker_state: str | None = None,
+    llm_latency_ms: int | None = None,
 ) -> DecisionOutcome:
     """Apply the guardrails (reference §4.4 order, plus T+1) to one decision and fill it."""
     rules = {**runtime_config(settings, context.get("market") or "CN-A"), **(context.get("runtime_config") or {})}
@@ -372,6 +373,7 @@ def create_decision(
         "failure_reason": llm_failure,
         "skip_reason": llm_skip_reason,
         "breaker": breaker_state,
+        "latency_ms": llm_latency_ms,
     }
     record, fill, audit = records.build(
         order=order, book=book, context=context, trader=trader, profile=p, text=text,

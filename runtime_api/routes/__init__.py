@@ -22,6 +22,8 @@ def all_routes(web_dist_dir: Path | None = None) -> list:
         *chat.routes,
         *bets.routes,
     ]
+    from ..observability import routes as observability
+
     if web_dist_dir is not None:
-        return [*api, *pages.routes, *web_dist.build_routes(web_dist_dir, api)]
-    return [*api, *pages.routes, pages.prefixed(api)]
+        return [*api, *observability.routes, *pages.routes, *web_dist.build_routes(web_dist_dir, api)]
+    return [*api, *observability.routes, *pages.routes, pages.prefixed(api)]

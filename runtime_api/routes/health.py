@@ -16,10 +16,13 @@ from ..state_health import state_writes_view
 
 def health_body(ctx) -> dict:
     runtime = ctx.runtime
+    build = ctx.extra["observability"].build
     writes = state_writes_view(ctx.svc.memory, ctx.svc.kill_switch, runtime)
     return {
         "ok": True,
         "service": "opentrade-runtime-api",
+        "version": build["version"],
+        "commit": build["commit"],
         "uptime_s": int(time.monotonic() - ctx.boot_monotonic),
         "ready": ctx.ready,
         "data_mode": ctx.settings.runtime_data_mode,

@@ -91,6 +91,9 @@ async def test_every_get_is_side_effect_free_and_leaks_no_path(api, root):
     data_of(await api.control("/api/replay/runtime/control", {"action": "pause"}))
     data_of(await api.control("/api/agent/runtime/control", {"action": "step"}))
     data_of(await api.control("/api/agent/runtime/control", {"action": "pause"}))
+    watcher = api.ctx.extra["observability"].watcher
+    watcher.check()
+    await watcher.flush()  # the pause's gate-events line is written now, not during the GETs
     before_tree = _tree_digest(root)
     before_state = (api.ctx.runtime.state(), api.ctx.svc.replay.status())
 

@@ -18,7 +18,7 @@ def tree(root) -> dict[str, str]:
     out = {}
     for dirpath, _, files in os.walk(root / "data"):
         for name in files:
-            if name.endswith(".lock") or name == "control-audit.jsonl":  # dry runs are audited, by design
+            if name.endswith(".lock") or name in ("control-audit.jsonl", "gate-events.jsonl"):  # logs, not state
                 continue
             p = os.path.join(dirpath, name)
             with open(p, "rb") as fh:

@@ -115,6 +115,7 @@ async def test_run_decision_falls_back_opens_the_breaker_and_recovers(cycle_sett
         assert fake_openai.request_count == 3
         assert skipped.record["llm"] == {
             "used": False, "model": "agent-model", "failure_reason": None, "skip_reason": "breaker_open", "breaker": "open",
+            "latency_ms": None,  # no call, no latency
         }
 
         clock.now += 60_000
@@ -123,6 +124,7 @@ async def test_run_decision_falls_back_opens_the_breaker_and_recovers(cycle_sett
         assert fake_openai.request_count == 4
         assert recovered.record["decision_source"] == "llm.openai"
         assert recovered.record["llm"]["used"] is True and recovered.record["llm"]["breaker"] == "closed"
+        assert isinstance(recovered.record["llm"]["latency_ms"], int)
         assert recovered.fill["source"] == "llm.openai" and recovered.fill["executed"] is True
         for outcome in (out, skipped, recovered):
             dumped = json.dumps([outcome.record, outcome.fill, outcome.audit_fields], ensure_ascii=False)

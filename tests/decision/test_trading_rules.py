@@ -175,7 +175,8 @@ def test_record_fill_and_audit_shapes(settings):
     head = out.record["decisions"][0]
     assert {"stop_loss", "take_profit"} <= set(head) and head["stop_loss"] == 106.38 and head["take_profit"] == 110.16
     assert json.loads(out.record["decision_json"]) == {"action": "buy", "symbol": "600519.SH"}
-    assert out.record["llm"] == {"used": False, "model": None, "failure_reason": None, "skip_reason": None, "breaker": None}
+    assert out.record["llm"] == {"used": False, "model": None, "failure_reason": None, "skip_reason": None, "breaker": None,
+                                 "latency_ms": None}
     assert out.audit_fields["hold_semantics"] is None and out.audit_fields["forced_hold"] is False
     json.dumps(out.record, allow_nan=False)
     json.dumps(out.audit_fields, allow_nan=False)

@@ -14,13 +14,14 @@ PROC_LOCKS = Path("/proc/locks").is_file()  # where the CLI finds the runtime's 
 
 
 def state_files(root: Path) -> dict[str, str]:
-    """sha256 of every state file (the control audit records dry runs by design; locks are not state)."""
+    """sha256 of every state file (the control audit records dry runs by design, the gate-events log
+    whatever the gate did meanwhile; locks are not state)."""
     out = {}
     for dirpath, _, files in os.walk(root / "data"):
         if "replay" in Path(dirpath).relative_to(root).parts:
             continue
         for name in files:
-            if name.endswith(".lock") or name == "control-audit.jsonl":
+            if name.endswith(".lock") or name in ("control-audit.jsonl", "gate-events.jsonl"):
                 continue
             path = Path(dirpath) / name
             out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()

@@ -56,7 +56,7 @@ async def replay_day(root: Path, **env: str) -> list[dict]:
     return cycles
 
 
-WALL_CLOCK_KEYS = {"id", "timestamp", "ts", "saved_ts_ms"}
+WALL_CLOCK_KEYS = {"id", "timestamp", "ts", "saved_ts_ms", "latency_ms"}  # latency_ms: measured wall time
 WALL_CLOCK_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z")
 
 
