@@ -117,7 +117,9 @@ def names(server) -> dict[str, str]:
 
 
 def avatars_loaded(page) -> list[str]:
-    """The avatar images on the page that loaded (fails on a broken one)."""
+    """The avatar images on the page that loaded (fails on a broken one), once every one has finished
+    loading: lazy images may still be in flight when the panel that holds them is already visible."""
+    page.wait_for_function("""() => [...document.images].filter(i => i.src.includes('/assets/avatar')).every(i => i.complete)""")
     images = page.evaluate("""() => [...document.images].filter(i => i.src.includes('/assets/avatar'))
         .map(i => ({src: i.src, ok: i.complete && i.naturalWidth > 0}))""")
     broken = [i["src"] for i in images if not i["ok"]]
@@ -154,7 +156,14 @@ def test_room_chat_arrives_over_sse_and_the_bet_board_is_open(server, browser, s
         expect(page.get_by_test_id("trader-dashboard")).to_be_visible()
         expect(page.get_by_text("SSE: connected")).to_be_visible(timeout=15_000)
         expect(page.get_by_text("Daily Bet Board", exact=True)).to_be_visible()
+        # The room loads its chat once after the session bootstrap; count from there (a loaded machine
+        # can show the board before that first load has answered).
+        for _ in range(150):
+            if watch.requests(f"/api/chat/rooms/{AGENT}/public"):
+                break
+            page.wait_for_timeout(100)
         polls_before = watch.requests(f"/api/chat/rooms/{AGENT}/public")
+        assert polls_before >= 1, "the room never loaded its chat"
 
         step = data(server.control("/api/agent/runtime/control", {"action": "step"}))
         assert step["cycle"]["ran"] is True
