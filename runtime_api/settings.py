@@ -241,9 +241,11 @@ class Settings:
     http_send_buffer_bytes: int = setting("HTTP_SEND_BUFFER_BYTES", 65536, integer(4096, 16777216), "Unsent-bytes bound per connection (kernel send buffer and write buffer)")
     http_max_connections: int = setting("HTTP_MAX_CONNECTIONS", 0, integer(0), "Open-connection cap (0: the descriptor limit minus the reserve)")
     descriptor_reserve: int = setting("DESCRIPTOR_RESERVE", 0, integer(0), "Descriptors kept for state files, logs and outgoing calls (0: max(64, 10% of the limit))")
-    # ---- issue 8b: replay show (symbol names, position review)
+    # ---- issue 8b: replay show (symbol names, position review, exits)
     live_symbol_names_path_cn: str = setting("LIVE_SYMBOL_NAMES_PATH_CN", "data/live/onlytrade/symbol_names.cn-a.json", path, "CN short names JSON (data_jobs.symbol_names), used in live_file mode")
     agent_position_review_enabled: bool = setting("AGENT_POSITION_REVIEW_ENABLED", True, boolean, "Every second cycle focuses on a holding sellable today (false: the Node round-robin only)")
+    agent_announced_exit_enabled: bool = setting("AGENT_ANNOUNCED_EXIT_ENABLED", True, boolean, "Sell a sellable holding whose mark reaches the stop (avg cost x0.985) or target (x1.02) its buy announced (false: informational, as in Node)")
+    agent_reversion_exit_enabled: bool = setting("AGENT_REVERSION_EXIT_ENABLED", True, boolean, "mean_reversion rule decisions sell a sellable holding at or above its 20-day mean (false: the Node rules only)")
     replay_symbol_names_path: str = setting("REPLAY_SYMBOL_NAMES_PATH", "data/replay/cn-a/symbol_names.json", path, "Short names of the replay pack's symbols, used in replay mode")
     # ---- issue 9: room chat, narration, TTS config, bets, built web front end
     chat_dir: str = setting("CHAT_DIR", "data/chat", path, "Room chat: one JSONL per room (<dir>/rooms/<id>.jsonl)")

@@ -57,7 +57,7 @@ def _head(order: Order, text: str, order_id: str, now_iso: str) -> dict[str, Any
         "leverage": 1,
         "price": js_round(order.price, 2) if order.price is not None else None,
     }
-    if order.action != "hold" and order.price is not None:  # informational, never enforced
+    if order.action != "hold" and order.price is not None:  # a buy's levels are enforced by decision/exits.py
         stop, take = (0.985, 1.02) if order.action == "buy" else (1.015, 0.98)
         head["stop_loss"] = js_round(order.price * stop, 2)
         head["take_profit"] = js_round(order.price * take, 2)

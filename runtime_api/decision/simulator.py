@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime_api.decision import heuristic, records
+from runtime_api.decision import exits, heuristic, records
 from runtime_api.decision.context import runtime_config
 from runtime_api.decision.costs import affordable_quantity, commission, round2, sell_quantity, to_lots
 from runtime_api.decision.features import js_round, number
@@ -45,6 +45,7 @@ class Order:
     requested: int = 0
     guard: str | None = None  # the guardrail that turned the action into a hold, for the reasoning
     entry: str | None = None  # "flat" | "probe": a starter buy that replaced a hold
+    exit: exits.Exit | None = None  # a stop, target or reversion exit that replaced the decision
     cash_guard: bool = False
     notes: list[str] = field(default_factory=list)
     error: str | None = None
@@ -148,6 +149,22 @@ def _probe_entry(s: heuristic.Signals, settings: Settings) -> bool:
     return normal or bearish
 
 
+def _exit(order: Order, book: Book, rules: dict, p: heuristic.Profile, settings: Settings) -> None:
+    """A sellable holding past its announced stop or target (or a completed reversion): sell it all."""
+    if order.source == "readiness_gate" or order.action == "sell" or order.price is None:
+        return
+    if order.symbol not in book.holdings:
+        return
+    found = exits.find_exit(
+        symbol=order.symbol, mark=order.price, holding=book.holdings[order.symbol],
+        sellable=book.sellable_shares(order.symbol), features=order.features, profile=p, rules=rules,
+        rule_decision=order.source == "rule.heuristic",
+        announced=settings.agent_announced_exit_enabled, reversion=settings.agent_reversion_exit_enabled,
+    )
+    if found is not None:
+        order.action, order.exit = "sell", found
+
+
 def _gate_action(order: Order, book: Book, rules: dict, p: heuristic.Profile, settings: Settings, cycle: int) -> None:
     """No price, no shares, T+1 lock: hold. Flat-entry or the conservative probe: a starter buy."""
     if order.price is None:
@@ -197,6 +214,8 @@ def _size(order: Order, rules: dict, p: heuristic.Profile, settings: Settings) -
     else:
         qty = heuristic.base_quantity(order.action, lot, order.confidence, p)
     order.requested = 0 if order.action == "hold" else to_lots(qty, lot)
+    if order.exit is not None:  # the whole position, odd remainder included (sell_quantity allows it)
+        order.requested = order.exit.shares
     if opening and order.action != "hold" and order.requested > 0:
         order.requested = min(order.requested, lot * opening_max_lots(rules, settings))
 
@@ -328,6 +347,8 @@ def _reasoning(
         )
     elif order.entry == "flat":
         text = f"flat-entry (in cash too long) -> starter buy {lot * settings.agent_flat_entry_lots} shares. {text}"
+    elif order.exit is not None:
+        text = f"{order.exit.reason}. {text}"
     elif order.guard == "no_shares" and order.original_action == "sell":
         where = "while flat (no shares)" if flat else f"without holdings on {symbol}"
         text = f"guardrail: ignore sell {where}. {text}"
@@ -362,6 +383,7 @@ def create_decision(
     book = _book(portfolio, rules)
     flat = not book.holdings
     order = _order(context, llm, trader)
+    _exit(order, book, rules, p, settings)
     _gate_action(order, book, rules, p, settings, cycle_number)
     _size(order, rules, p, settings)
     _guardrails(order, book, rules)

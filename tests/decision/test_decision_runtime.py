@@ -1,7 +1,8 @@
 """Port of the Node agentDecisionRuntime guardrail tests (createDecisionFromContext).
 
 Fees do not change any quantity asserted here, so these run with the defaults (commission 0.0003
-with a 5.0 minimum, CN stamp duty 0.0005, T+1 on with every held share sellable).
+with a 5.0 minimum, CN stamp duty 0.0005, T+1 on with every held share sellable), except the exits
+Node never had (announced stop/target, reversion exit: tests/decision/test_exits.py), which are off.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ def llm_decision(action: str, symbol: str, confidence: float, quantity: int, rea
 
 
 def decide(settings, context, pf, *, trader=TRADER, llm=None, cycle=3):
+    node = settings.replace(agent_announced_exit_enabled=False, agent_reversion_exit_enabled=False)
     return create_decision(
-        context=context, trader=trader, llm=llm, llm_failure=None, portfolio=pf, settings=settings,
+        context=context, trader=trader, llm=llm, llm_failure=None, portfolio=pf, settings=node,
         cycle_number=cycle, now_iso=NOW_ISO, now_ms=0,
     )
 
