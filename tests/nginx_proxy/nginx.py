@@ -17,6 +17,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.processes import stop_process
+
 REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "deploy" / "nginx" / "onlytrade.conf"
 MICRO = REPO / "deploy" / "nginx" / "onlytrade-micro-cache.conf"
@@ -114,13 +116,7 @@ class Nginx:
         return path.read_text() if path.exists() else ""
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
     def __enter__(self) -> Nginx:
         return self.start()

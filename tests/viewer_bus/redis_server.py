@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.processes import stop_process
+
 
 def redis_binary() -> str | None:
     return shutil.which("redis-server")
@@ -49,13 +51,7 @@ class RedisServer:
         raise RuntimeError("redis-server did not answer PING")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
 
 class EdgeProcess:
@@ -94,11 +90,5 @@ class EdgeProcess:
         return httpx.get(self.base + "/health", timeout=5).json()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         self.log.close()
