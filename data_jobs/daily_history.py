@@ -29,7 +29,6 @@ from runtime_api.recording.jobs import archive_daily
 from data_jobs import jobrun
 from data_jobs.frames_collector import BAR_SCHEMA_VERSION, SHARES_PER_LOT, exchange_of, frames_payload, merge_frames, read_existing_frames
 from data_jobs.universe import all_cn_symbols, code_of, normalize_cn_symbols
-from data_jobs.vendor import VendorError
 
 JOB = "daily_history"
 DEFAULT_BARS = 180  # what the decision context asks for (agent_runtime.DAILY_BARS)
@@ -154,17 +153,7 @@ def run(
         start = (today - timedelta(days=int(bars * CALENDAR_DAYS_PER_BAR) + 10)).strftime("%Y%m%d")
         end = today.strftime("%Y%m%d")
         ctx.progress.start(len(pool), "daily bars")
-        by_symbol: dict[str, pd.DataFrame] = {}
-        failed: list[str] = []
-        for symbol in pool:
-            try:
-                by_symbol[symbol] = ctx.vendor.daily_bars(code_of(symbol), start, end)
-            except VendorError:
-                failed.append(symbol)
-                if len(failed) > max_failed_symbols:
-                    raise
-            ctx.check_budget()
-            ctx.progress.advance()
+        by_symbol, failed = ctx.fetch_each(pool, lambda s: ctx.vendor.daily_bars(code_of(s), start, end), max_failed_symbols)
         fresh = to_daily_frames(by_symbol, now_ms=ctx.now_ms, provider=ctx.vendor.provider, bars=bars)
         path = ctx.settings.resolve(ctx.settings.live_daily_path_cn)
         existing, corrupt = read_existing_frames(path)

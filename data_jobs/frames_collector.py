@@ -30,7 +30,6 @@ from runtime_api.storage import CorruptFileError, read_json
 from runtime_api.recording.jobs import archive_intraday
 from data_jobs import jobrun
 from data_jobs.universe import cn_symbols, code_of, normalize_cn_symbols
-from data_jobs.vendor import VendorError
 
 JOB = "frames_collector"
 MAX_FRAMES = 20_000
@@ -262,17 +261,7 @@ def run(
             raise jobrun.Skip("no_symbols")
         day = None if all_days else last_trading_day(ctx.now_ms)
         ctx.progress.start(len(pool), "1m bars")
-        by_symbol: dict[str, pd.DataFrame] = {}
-        failed: dict[str, str] = {}
-        for symbol in pool:
-            try:
-                by_symbol[symbol] = ctx.vendor.minute_bars(code_of(symbol))
-            except VendorError as exc:
-                failed[symbol] = str(exc)
-                if len(failed) > max_failed_symbols:
-                    raise
-            ctx.check_budget()
-            ctx.progress.advance()
+        by_symbol, failed = ctx.fetch_each(pool, lambda s: ctx.vendor.minute_bars(code_of(s)), max_failed_symbols)
         fresh = to_frames(by_symbol, trading_day=day, now_ms=ctx.now_ms, provider=ctx.vendor.provider, max_frames=max_frames)
         path = ctx.settings.resolve(ctx.settings.live_frames_path_cn)
         existing, corrupt = read_existing_frames(path)

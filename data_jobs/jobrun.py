@@ -31,6 +31,8 @@ from runtime_api import clock, storage
 from runtime_api.settings import display_path
 from runtime_api.session_calendar import CN, session_bounds_ms, session_state, trading_day_of
 from runtime_api.settings import Settings, SettingsError
+
+from .vendor import VendorError
 from data_jobs.vendor import Vendor, VendorError, vendor_from_env
 
 log = logging.getLogger("onlytrade.data_jobs")
@@ -132,6 +134,22 @@ class JobContext:
     def check_budget(self) -> None:
         if self.clock() > self.deadline:
             raise BudgetExceeded()
+
+    def fetch_each(self, symbols: Sequence[str], fetch: Callable[[str], Any], max_failed: int) -> tuple[dict[str, Any], list[str]]:
+        """`fetch` every symbol within the budget, with progress: (results, failed symbols in order).
+        A vendor error aborts the run (the old file stays) once more than `max_failed` symbols fail."""
+        results: dict[str, Any] = {}
+        failed: list[str] = []
+        for symbol in symbols:
+            try:
+                results[symbol] = fetch(symbol)
+            except VendorError:
+                failed.append(symbol)
+                if len(failed) > max_failed:
+                    raise
+            self.check_budget()
+            self.progress.advance()
+        return results, failed
 
 
 def wall_clock_ms() -> int:

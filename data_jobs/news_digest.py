@@ -21,7 +21,6 @@ import pandas as pd
 from runtime_api.settings import Settings
 from data_jobs import jobrun
 from data_jobs.universe import cn_symbols, code_of, normalize_cn_symbols
-from data_jobs.vendor import VendorError
 
 JOB = "news_digest"
 SCHEMA_VERSION = "news.digest.v1"
@@ -144,17 +143,7 @@ def run(
         market_df = ctx.vendor.market_news()
         ctx.check_budget()
         ctx.progress.advance()
-        by_symbol: dict[str, pd.DataFrame] = {}
-        failed: list[str] = []
-        for symbol in pool:
-            try:
-                by_symbol[symbol] = ctx.vendor.symbol_news(code_of(symbol))
-            except VendorError:
-                failed.append(symbol)
-                if len(failed) > max_failed_symbols:
-                    raise
-            ctx.check_budget()
-            ctx.progress.advance()
+        by_symbol, failed = ctx.fetch_each(pool, lambda s: ctx.vendor.symbol_news(code_of(s)), max_failed_symbols)
         payload = build_digest(market_df, by_symbol, now_ms=ctx.now_ms, provider=ctx.vendor.provider)
         path = ctx.settings.resolve(ctx.settings.news_digest_path_cn)
         counts: dict[str, Any] = {"headlines": payload["headline_count"], "symbols": len(pool)}
