@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import sys
 
 from filelock import FileLock, Timeout
 
+from .heap import HeapPolicy
 from .settings import Settings, SettingsError, is_loopback
 
 EXIT_OK = 0
@@ -68,9 +70,12 @@ def run(environ=None) -> int:
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
     from .access.connections import ConnectionGuard
+    from .streaming.admission import Door, paced_protocol, stream_tails
 
     budget = app.state.ctx.extra["descriptor_budget"]
     guard = app.state.ctx.extra["connections"] = ConnectionGuard.from_settings(settings, budget)
+    door = app.state.ctx.extra["stream_door"] = Door()  # stream openings: one per loop turn
+    protocol = guard.protocol(paced_protocol(AutoHTTPProtocol, door, stream_tails(app.routes)))
     log.info("descriptors: limit=%d reserve=%d connections<=%d room_viewers<=%d market_viewers<=%d; "
              "header timeout %gs, body timeout %gs, unsent bound %d bytes for %gs",
              budget.limit, budget.reserve, budget.connections, budget.room_viewers, budget.market_viewers,
@@ -84,12 +89,13 @@ def run(environ=None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(EXIT_OK))
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False,
-        timeout_graceful_shutdown=15, lifespan="on", http=guard.protocol(AutoHTTPProtocol), log_config=logs.uvicorn_log_config(settings),
+        timeout_graceful_shutdown=15, lifespan="on", http=protocol, log_config=logs.uvicorn_log_config(settings),
         # uvicorn rewrites the ASGI client from X-Forwarded-For only for these peers, as the
         # control gate does (access.client_address); its own default would trust 127.0.0.1.
         proxy_headers=bool(settings.forwarded_allow_ips), forwarded_allow_ips=settings.forwarded_allow_ips or "",
     )
-    server = _graceful_server(config, on_exit=app.state.ctx.extra["viewer_streams"].end_streams_soon)
+    heap = app.state.ctx.extra["heap"] = HeapPolicy(thaw_every_s=settings.gc_thaw_hours * 3600)
+    server = _graceful_server(config, on_exit=app.state.ctx.extra["viewer_streams"].end_streams_soon, heap=heap)
     try:
         server.run()
     except KeyboardInterrupt:  # the re-raised SIGINT after a graceful stop, as uvicorn.run treats it
@@ -101,7 +107,7 @@ def run(environ=None) -> int:
     return EXIT_OK
 
 
-def _graceful_server(config, *, on_exit):
+def _graceful_server(config, *, on_exit, heap):
     """uvicorn's server, ending open SSE streams (`event: bye`) as soon as a shutdown signal arrives.
 
     Viewers never hang up on their own, so without this the graceful drain would wait its whole
@@ -110,6 +116,11 @@ def _graceful_server(config, *, on_exit):
     import uvicorn
 
     class GracefulServer(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)
+            heap.install()  # after boot: what boot built is frozen once (runtime_api/heap.py)
+            self.heap_task = asyncio.get_running_loop().create_task(heap.run(), name="gc-thaw")
+
         def handle_exit(self, sig, frame) -> None:
             on_exit()
             super().handle_exit(sig, frame)

@@ -151,6 +151,12 @@ class RuntimeCollector:
         lag.add_metric(["max"], loop["max_lag_ms"] / 1000)
         yield lag
         yield CounterMetricFamily(f"{NS}_event_loop_stalls", "Event-loop stalls over 20 ms", value=loop["stalls_over_20ms"])
+        heap = ctx.extra.get("heap")
+        if heap is not None and heap.installed:  # the server process's collector policy (runtime_api/heap.py)
+            gc_status = heap.status()
+            yield GaugeMetricFamily(f"{NS}_gc_frozen_objects", "Objects frozen out of the collector's walk", value=gc_status["frozen_objects"])
+            yield GaugeMetricFamily(f"{NS}_gc_max_pause_seconds", "Longest garbage collection since boot", value=gc_status["max_pause_ms"] / 1000)
+            yield CounterMetricFamily(f"{NS}_gc_pauses_over_20ms", "Garbage collections longer than 20 ms", value=gc_status["pauses_over_20ms"])
         yield GaugeMetricFamily(f"{NS}_uptime_seconds", "Seconds since boot", value=time.monotonic() - ctx.boot_monotonic)
         yield GaugeMetricFamily(f"{NS}_ready", "1 once boot has finished", value=1 if ctx.ready else 0)
 

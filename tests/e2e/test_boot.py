@@ -63,3 +63,13 @@ def test_node_data_directory_loads_unchanged(root):
         assert registered[0]["registered_at"] == "2026-02-13T01:50:18.407Z"
     assert registry.read_bytes() == src.read_bytes()
 
+
+
+def test_the_server_freezes_its_boot_heap_and_reports_the_collector(root):
+    """runtime_api/heap.py is installed by the server process: status and /metrics show it."""
+    with RuntimeProcess(root, env={"ONLYTRADE_SEED_AGENTS": "all"}) as server, server.client() as c:
+        status = c.get("/api/agent/runtime/status").json()["data"]["gc"]
+        assert status["installed"] is True and status["frozen_objects"] > 10_000
+        assert status["thaw_every_s"] == 24 * 3600
+        metrics = c.get("/metrics").text
+        assert "onlytrade_gc_frozen_objects " in metrics and "onlytrade_gc_pauses_over_20ms_total " in metrics
