@@ -7,8 +7,9 @@ Starts the runtime (temp root, every agent cycling, as bench/viewer_reads.py), t
 a /health prober (its own process, one request every 10 ms on one keep-alive connection) runs
 for the quiet second before, the storm, and a second after; the storm opens --viewers SSE
 connections at once (raw sockets, spread over the lobby rooms) and waits until each has its
-first `stream_packet`. Prints /health p50/p99/max before and during the storm, how long the storm
-took, and the runtime's RSS. Target: /health p99 <= 20 ms during the storm. Loopback only,
+first `stream_packet`, then every viewer hangs up at once. Prints /health p50/p99/max before and
+during the storm and while they leave, how long the storm took, the runtime's RSS, its stream
+door and garbage-collector figures. Target: /health p99 <= 20 ms during the storm. Loopback only,
 bounded, exits 0.
 """
 
@@ -70,11 +71,12 @@ def main() -> None:
             loop_before = loop_stats(proc.base) or {}
             probe = start_probe(proc.base, seconds=12)
             time.sleep(2.0)
-            viewers, started, ended, stop, tasks = asyncio.run(_storm_and_close(proc.base, rooms, count))
+            viewers, started, ended, closing = asyncio.run(_storm_and_close(proc.base, rooms, count))
             time.sleep(max(0.0, 12 - (time.time() - started) - 2))
             samples = probe_result(probe)
             before = [ms for t, ms, ok in samples if t < started]
             during = [ms for t, ms, ok in samples if started <= t <= ended]
+            leaving = [ms for t, ms, ok in samples if closing <= t <= closing + 1.5]
             failed = sum(1 for t, ms, ok in samples if not ok)
             opened = [v for v in viewers if v.opened_at is not None]
             errors = sorted({v.error for v in viewers if v.error and v.opened_at is None})
@@ -83,11 +85,18 @@ def main() -> None:
             print(f"\nround {n + 1}: {len(opened)}/{count} viewers had their first packet in {ended - started:.2f} s; errors {errors or 'none'}")
             print(f"  /health before the storm: {fmt(before)}")
             print(f"  /health during the storm: {fmt(during)}; failed probes {failed}  -> target p99 <= {TARGET_P99_MS:.0f} ms: {verdict}")
+            print(f"  /health while they all leave (1.5 s): {fmt(leaving)}")
             loop_after = loop_stats(proc.base) or {}
             print(f"  runtime event loop (its own 10 ms probe): stalls > 20 ms this round "
                   f"{(loop_after.get('stalls_over_20ms') or 0) - (loop_before.get('stalls_over_20ms') or 0)}, "
                   f"max lag since boot {loop_after.get('max_lag_ms')} ms")
             print(f"  runtime RSS after the round: {mb(proc_status(proc.pid).get('VmRSS'))}")
+            _, status = get_json(proc.base, "/api/agent/runtime/status")
+            data = (status or {}).get("data") or {}
+            gc_state, door = data.get("gc") or {}, data.get("stream_door") or {}
+            print(f"  stream door: {door.get('admitted')} admitted so far, at most {door.get('max_waiting')} waiting; "
+                  f"gc: longest pause {gc_state.get('max_pause_ms')} ms, {gc_state.get('pauses_over_20ms')} over 20 ms, "
+                  f"{gc_state.get('frozen_objects')} objects frozen")
             time.sleep(2)
     finally:
         proc.stop()
@@ -97,11 +106,12 @@ def main() -> None:
 async def _storm_and_close(base: str, rooms: list[str], count: int):
     viewers, started, ended, stop, tasks = await storm(base, rooms, count, timeout=40)
     await asyncio.sleep(0.5)
+    closing = time.time()  # every viewer hangs up at once (a proxy restart, the show's end)
     stop.set()
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    return viewers, started, ended, stop, tasks
+    return viewers, started, ended, closing
 
 
 if __name__ == "__main__":

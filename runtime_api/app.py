@@ -30,6 +30,7 @@ from .responses import fail
 from .routes import all_routes
 from .routes.rooms import install_viewer_streams
 from .services import BootError, build_services
+from .streaming.admission import StreamLane
 from .settings import Settings
 from .state_files import prune_backups, remove_stale_temp_files, state_dirs
 
@@ -144,12 +145,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await ctx.extra["audience"].aclose()
             await observability.stop()
 
+    routes = all_routes(web_dist(settings))
+    instruments = ctx.extra["observability"].instruments
     app = Starlette(
-        routes=all_routes(web_dist(settings)),
+        routes=routes,
         exception_handlers={ApiError: on_api_error, HTTPException: on_http_error, Exception: on_unexpected},
         lifespan=lifespan,
-        # Outermost first: every request is measured, 304s from the cache included.
-        middleware=[Middleware(ObservabilityMiddleware, instruments=ctx.extra["observability"].instruments),
+        # Outermost first: streams take the short way to their endpoint (streaming.admission; the
+        # server's HTTP protocol paces their openings); every request is measured, 304s included.
+        middleware=[Middleware(StreamLane, routes=routes, on_api_error=on_api_error,
+                               wrap=lambda inner: ObservabilityMiddleware(inner, instruments)),
+                    Middleware(ObservabilityMiddleware, instruments=instruments),
                     Middleware(HttpCache, policies=RUNTIME_POLICIES, boot_tag=str(ctx.svc.boot_ms))],
     )
     app.state.ctx = ctx

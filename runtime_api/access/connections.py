@@ -60,11 +60,20 @@ def descriptor_budget(settings: Any, limit: int | None = None) -> DescriptorBudg
                             market_viewers=max(1, min(MAX_MARKET_VIEWERS, connections * 2 // 10)))
 
 
+_FD_COUNT_TTL_S = 1.0
+_fd_count: list = [0.0, None]  # (when, count): listing /proc/self/fd costs ~1 ms with 1,000 viewers
+
+
 def open_descriptors() -> int | None:
-    try:
-        return len(os.listdir("/proc/self/fd"))
-    except OSError:
-        return None
+    """Open descriptors of this process, counted at most once a second (/health is polled often)."""
+    now = time.monotonic()
+    if now - _fd_count[0] >= _FD_COUNT_TTL_S or _fd_count[1] is None:
+        try:
+            _fd_count[1] = len(os.listdir("/proc/self/fd"))
+        except OSError:
+            _fd_count[1] = None
+        _fd_count[0] = now
+    return _fd_count[1]
 
 
 class _Conn:

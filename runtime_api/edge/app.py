@@ -14,6 +14,7 @@ import time
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
@@ -24,6 +25,7 @@ from ..responses import JSONResponse, fail, ok_bytes
 from ..routes import pages
 from ..settings import Settings
 from ..streaming import StreamClosed, TooManySubscribers, clamp_decision_limit, sse_response
+from ..streaming.admission import StreamLane
 from ..viewer_bus.keys import read_key
 from ..viewer_bus.subscriber import BusSubscriber
 from .rooms import EdgeRooms
@@ -149,8 +151,11 @@ def create_edge_app(settings: Settings, *, edge_name: str) -> Starlette:
                 await task
             await bus.close()
 
-    app = Starlette(routes=edge_routes(), lifespan=lifespan,
-                    exception_handlers={ApiError: _on_api_error, HTTPException: _on_http_error})
+    routes = edge_routes()
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={ApiError: _on_api_error, HTTPException: _on_http_error},
+                    # A connect storm on an edge is paced as on the runtime (streaming.admission).
+                    middleware=[Middleware(StreamLane, routes=routes, on_api_error=_on_api_error)])
     app.state.edge = edge
     app.state.boot = time.monotonic()
     return app

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import orjson
 
+from ..streaming.admission import LEAVE_PER_TURN, Door
 from ..streaming.room_hub import MAX_DECISION_LIMIT, Packet, clamp_decision_limit
 from ..streaming.sse import CONNECTED, format_event
 from ..streaming.viewer import StreamClosed, TooManySubscribers, Viewer, bye
@@ -30,7 +31,7 @@ def bus_chunk(entry_id: str | None, event: str, data: bytes) -> bytes:
 class EdgeViewer(Viewer):
     def __init__(self, rooms: EdgeRooms, room_id: str, limit: int, after: tuple[int, int] | None, opening: list[bytes]):
         super().__init__(queue_size=rooms.queue_size, keepalive_ms=rooms.keepalive_ms, max_stream_ms=rooms.max_stream_ms,
-                         opening=opening, on_close=rooms._left)
+                         opening=opening, on_close=rooms._left, leave_door=rooms.leave_door)
         self.room_id, self.decision_limit, self.after = room_id, limit, after
 
     def offer_entry(self, key: tuple[int, int] | None, chunk: bytes) -> None:
@@ -45,6 +46,7 @@ class EdgeRooms:
     def __init__(self, bus: BusSubscriber, *, edge_name: str, keepalive_ms: int, max_stream_ms: int = 3_600_000,
                  queue_size: int = 64, max_viewers: int = 5000):
         self.bus, self.edge_name = bus, edge_name
+        self.leave_door = Door(LEAVE_PER_TURN)
         self.keepalive_ms, self.max_stream_ms, self.queue_size, self.max_viewers = keepalive_ms, max_stream_ms, queue_size, max_viewers
         self.rooms: dict[str, set[EdgeViewer]] = {}
         self.viewers = 0

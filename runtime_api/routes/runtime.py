@@ -89,6 +89,8 @@ def runtime_status(ctx, freshness: dict) -> dict:
         "discarded_cycles": rt.discarded_cycles,
         "memory_errors": ctx.svc.memory.errored(),
         "event_loop": ctx.loop_monitor.status(),
+        "gc": ctx.extra["heap"].status() if "heap" in ctx.extra else {"installed": False},
+        "stream_door": ctx.extra["stream_door"].status() if "stream_door" in ctx.extra else None,
         "response_cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
         "chat_streaming": audience_status(ctx),
         "viewer_bus": ctx.extra["viewer_bus"].status() if "viewer_bus" in ctx.extra else {"enabled": False},

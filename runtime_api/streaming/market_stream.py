@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from runtime_api.responses import to_json
+from runtime_api.streaming.admission import LEAVE_PER_TURN, Door
 from runtime_api.streaming.sse import format_event
 from runtime_api.streaming.viewer import StreamClosed, TooManySubscribers, Viewer, bye
 
@@ -105,6 +106,7 @@ class MarketStream:
                  keepalive_ms: int = 15_000, queue_size: int = 64, max_subscribers: int = 1000,
                  max_stream_ms: int = 3_600_000):
         self._get_latest = get_latest
+        self.leave_door = Door(LEAVE_PER_TURN)
         self.poll_ms = poll_ms
         self.max_symbols = max_symbols
         self.keepalive_ms = keepalive_ms
@@ -138,7 +140,7 @@ class MarketStream:
             channel = self._channels[key] = _Channel(wanted, interval)
         ready = format_event(None, "ready", to_json({"ok": True, "symbols": list(wanted), "interval": interval}))
         viewer = Viewer(queue_size=self.queue_size, keepalive_ms=self.keepalive_ms, max_stream_ms=self.max_stream_ms,
-                        opening=[ready, *channel.greeting()], on_close=self._viewer_left)
+                        opening=[ready, *channel.greeting()], on_close=self._viewer_left, leave_door=self.leave_door)
         channel.viewers.add(viewer)
         self._viewer_channel[viewer] = channel
         if self._poller is None:

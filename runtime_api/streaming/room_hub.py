@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime_api.responses import to_json
+from runtime_api.streaming.admission import LEAVE_PER_TURN, Door
 from runtime_api.streaming.sse import CONNECTED, format_event
 from runtime_api.streaming.viewer import StreamClosed, TooManySubscribers, Viewer, bye
 
@@ -110,7 +111,8 @@ class RoomSubscription(Viewer):
 
     def __init__(self, hub: RoomHub, room: _Room, *, decision_limit: int, packet_id: int, opening: list[bytes]):
         super().__init__(queue_size=hub.queue_size, keepalive_ms=hub.keepalive_ms,
-                         max_stream_ms=hub.max_stream_ms, opening=opening, on_close=hub._viewer_left)
+                         max_stream_ms=hub.max_stream_ms, opening=opening, on_close=hub._viewer_left,
+                         leave_door=hub.leave_door)
         self.room_id = room.room_id
         self.decision_limit = decision_limit
         self.packet_id = packet_id
@@ -150,6 +152,7 @@ class RoomHub:
         self.packet_cache_ms = packet_cache_ms
         self.build_timeout_ms = build_timeout_ms
         self._build_slots = asyncio.Semaphore(max_concurrent_builds)
+        self.leave_door = Door(LEAVE_PER_TURN)
         self._now_ms = now_ms
         self._rooms: dict[str, _Room] = {}
         self._subscribers = 0

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
-import anyio
-from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 log = logging.getLogger(__name__)
@@ -47,50 +46,70 @@ def parse_last_event_id(value: str | None) -> int | None:
     return int(value)
 
 
-class SSEResponse(StreamingResponse):
-    """A streaming response that always watches for the client going away.
+class SSEResponse:
+    """An ASGI response streaming ready-made SSE chunks, watching for the client going away.
 
-    Starlette only listens for `http.disconnect` on ASGI < 2.4 and otherwise learns of a
-    disconnect at the next write; an idle SSE stream may not write for a whole keepalive
-    period. Here the disconnect ends the stream at once, a send blocked on a client that
-    stopped reading gives up after `send_timeout_s`, and the iterator is always closed, so
-    the subscription behind it is removed promptly.
+    Starlette's StreamingResponse learns of a disconnect only at its next write on ASGI >= 2.4,
+    and an idle SSE stream may not write for a whole keepalive period. Here one watcher task
+    reads `receive` and cancels the stream the moment the client disconnects; a send blocked on
+    a client that stopped reading gives up after `send_timeout_s`; the iterator is always closed,
+    so the subscription behind it is removed promptly. Plain asyncio on purpose: a connect storm
+    of a thousand viewers pays this set-up a thousand times on the event loop (an anyio task
+    group and a cancel scope per send cost about three times as much).
     """
 
     media_type = "text/event-stream"
+    status_code = 200
 
     def __init__(self, content: AsyncIterator[bytes], *, send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S,
                  headers: dict[str, str] | None = None):
-        super().__init__(content, headers={**SSE_HEADERS, **(headers or {})})
+        self.body_iterator = content
         self.send_timeout_s = send_timeout_s
+        extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+        names = {k for k, _ in extra}
+        self.raw_headers = [h for h in _RAW_HEADERS if h[0] not in names] + extra
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        gone = asyncio.ensure_future(_until_disconnect(receive))
+        door = getattr(self.body_iterator, "leave_door", None)  # a mass disconnect: unwound a few per turn
+
+        def left(_: asyncio.Future) -> None:
+            if not task.done():
+                door.enter(task.cancel) if door is not None else task.cancel()
+
+        gone.add_done_callback(left)
         try:
-            async with anyio.create_task_group() as tg:
-
-                async def stream() -> None:
-                    try:
-                        await self._stream(send)
-                    except TimeoutError:
-                        log.info("sse: client stopped reading for %.0fs; giving up", self.send_timeout_s)
-                    tg.cancel_scope.cancel()
-
-                tg.start_soon(stream)
-                await self.listen_for_disconnect(receive)
-                tg.cancel_scope.cancel()
+            await self._stream(send)
+        except TimeoutError:
+            log.info("sse: client stopped reading for %.0fs; giving up", self.send_timeout_s)
+        except asyncio.CancelledError:
+            if not gone.done() or gone.cancelled() or task.uncancel() > 0:
+                raise  # cancelled from outside (shutdown), not by the client leaving
         finally:
+            gone.cancel()
             aclose = getattr(self.body_iterator, "aclose", None)
             if aclose is not None:
-                with anyio.CancelScope(shield=True):
-                    await aclose()
+                await aclose()
 
     async def _stream(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        timeout = self.send_timeout_s
         async for chunk in self.body_iterator:
-            with anyio.fail_after(self.send_timeout_s):
+            async with asyncio.timeout(timeout):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        with anyio.fail_after(self.send_timeout_s):
+        async with asyncio.timeout(timeout):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+_RAW_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8")] + [
+    (k.lower().encode(), v.encode()) for k, v in SSE_HEADERS.items()]
 
 
 def sse_response(iterator: AsyncIterator[bytes], *, send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S,

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 
 import orjson
 
+from runtime_api.streaming.admission import Door
 from runtime_api.streaming.sse import KEEPALIVE, format_event
 
 
@@ -44,8 +45,10 @@ class Viewer:
     """A bounded, never-blocking outbox for one connection, read as an async iterator of bytes."""
 
     def __init__(self, *, queue_size: int, keepalive_ms: int, max_stream_ms: int,
-                 opening: Iterable[bytes] = (), on_close: Callable[[Viewer], None] | None = None):
+                 opening: Iterable[bytes] = (), on_close: Callable[[Viewer], None] | None = None,
+                 leave_door: Door | None = None):
         loop = asyncio.get_running_loop()
+        self.leave_door = leave_door  # the broadcaster's: a mass disconnect is unwound a few per turn
         self._loop = loop
         self._queue: asyncio.Queue[object] = asyncio.Queue(queue_size)
         self._opening: deque[bytes] = deque(opening)

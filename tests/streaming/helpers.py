@@ -83,13 +83,13 @@ async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Any, *, lifespan: str = "off", before_exit=None) -> AsyncIterator[str]:
+async def serve(app: Any, *, lifespan: str = "off", before_exit=None, http: Any = "auto") -> AsyncIterator[str]:
     """Run `app` under real uvicorn on a free loopback port; yields its base URL.
 
     `before_exit` runs before the server is told to stop (e.g. ending open SSE streams).
     """
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan,
-                            timeout_graceful_shutdown=2)
+                            timeout_graceful_shutdown=2, http=http)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
