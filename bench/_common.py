@@ -138,8 +138,9 @@ def runtime_proc(root: Path, port: int, *, env: dict[str, str] | None = None, cp
     return Proc(argv, env=full_env, cwd=root, log_path=root / "server.log", base=f"http://127.0.0.1:{port}")
 
 
-def baseline_proc(workdir: Path, port: int, *, cpu: int | None = None) -> Proc:
-    argv = [*pin_prefix(cpu), sys.executable, str(BENCH / "baseline_app.py"), "--port", str(port)]
+def baseline_proc(workdir: Path, port: int, *, cpu: int | None = None, body_bytes: int = 0) -> Proc:
+    argv = [*pin_prefix(cpu), sys.executable, str(BENCH / "baseline_app.py"), "--port", str(port),
+            *(["--body-bytes", str(body_bytes)] if body_bytes else [])]
     return Proc(argv, env=clean_env({}), cwd=workdir, log_path=workdir / "baseline.log", base=f"http://127.0.0.1:{port}")
 
 

@@ -1,6 +1,7 @@
 """The ceiling: bare Starlette + orjson on uvicorn serving a ~2 KB JSON document.
 
     python bench/baseline_app.py --port 18080          # GET / (any path) -> 2 KB JSON
+    python bench/baseline_app.py --body-bytes 69000    # the same rows repeated to ~69 KB
 
 Same uvicorn settings as `python -m runtime_api` (runtime_api/server.py): one process, loop and
 HTTP parser "auto" (uvloop and httptools when installed), access log off, lifespan on.
@@ -73,11 +74,19 @@ class LoopProbe:
                 "stalls_over_20ms": self.stalls_over_20ms}
 
 
-def build_app(loop_monitor: bool = True) -> Starlette:
+def padded_payload(size: int) -> dict:
+    """A document of about `size` bytes (the 2 KB rows repeated): the ceiling for a larger read."""
+    rows = PAYLOAD["data"]["traders"]
+    out = [rows[i % len(rows)] for i in range(max(1, round(size / len(orjson.dumps(PAYLOAD)) * len(rows))))]
+    return {"success": True, "data": {"count": len(out), "traders": out}}
+
+
+def build_app(loop_monitor: bool = True, body_bytes: int = 0) -> Starlette:
     probe = LoopProbe()
+    payload = padded_payload(body_bytes) if body_bytes else PAYLOAD
 
     async def document(request: Request) -> Response:
-        return Response(orjson.dumps(PAYLOAD), media_type="application/json")
+        return Response(orjson.dumps(payload), media_type="application/json")
 
     async def loop(request: Request) -> Response:
         return Response(orjson.dumps({"success": True, "data": {"event_loop": probe.status()}}), media_type="application/json")
@@ -101,8 +110,9 @@ def main() -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=18080)
     ap.add_argument("--no-loop-monitor", action="store_true")
+    ap.add_argument("--body-bytes", type=int, default=0, help="serve a document of about this size instead of 2 KB")
     args = ap.parse_args()
-    uvicorn.run(build_app(not args.no_loop_monitor), host=args.host, port=args.port, log_level="warning",
+    uvicorn.run(build_app(not args.no_loop_monitor, max(0, min(10_000_000, args.body_bytes))), host=args.host, port=args.port, log_level="warning",
                 access_log=False, timeout_graceful_shutdown=15, lifespan="on")
 
 

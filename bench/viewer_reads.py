@@ -59,7 +59,9 @@ ENDPOINTS = [
     "/api/rooms/t_001/stream-packet?decision_limit=5",
     "/api/agent/runtime/status",
     "/api/market/frames?symbol=600519.SH&interval=1m&limit=500",
+    "/api/market/frames?symbol=600519.SH&interval=1m&limit=500 +gzip",
 ]
+GZIP_MARK = " +gzip"  # an endpoint ending so is loaded with `Accept-Encoding: gzip`, as browsers send
 CEILING_REFERENCE_RPS = 8400.0  # the project's stated ceiling, used when no baseline is measured
 TARGET_SHARE = 0.70
 TARGET_P99_MS = 15.0
@@ -70,9 +72,10 @@ SERVER_CPU, WRK_CPU = 1, 0
 NOISY_CORES = 0.10  # other processes using more than this share of a core during a run make it noisy
 
 
-def run_wrk(url: str, *, duration: float, connections: int, threads: int, cpu: int | None, server_pid: int | None = None) -> dict:
+def run_wrk(url: str, *, duration: float, connections: int, threads: int, cpu: int | None, server_pid: int | None = None,
+            headers: tuple[str, ...] = ()) -> dict:
     argv = [*pin_prefix(cpu), "wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, int(round(duration)))}s",
-            "--timeout", "5s", "-s", str(BENCH / "wrk_report.lua"), url]
+            "--timeout", "5s", "-s", str(BENCH / "wrk_report.lua"), *(arg for h in headers for arg in ("-H", h)), url]
     before, server_before = cpu_counters(), cpu_seconds(server_pid)
     out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
     after, server_after = cpu_counters(), cpu_seconds(server_pid)
@@ -146,9 +149,9 @@ def align_replay(base: str) -> dict | None:
     return pos
 
 
-def bench_baseline(args, cpu: int | None) -> dict:
+def bench_baseline(args, cpu: int | None, body_bytes: int = 0) -> dict:
     work = Path(tempfile.mkdtemp(prefix="onlytrade-baseline-"))
-    proc = baseline_proc(work, free_port(), cpu=cpu).start()
+    proc = baseline_proc(work, free_port(), cpu=cpu, body_bytes=body_bytes).start()
     try:
         proc.wait_ready("/_loop")
         if args.warmup:
@@ -169,9 +172,11 @@ def bench_baseline(args, cpu: int | None) -> dict:
 
 def bench_endpoints(args, base: str, pid: int | None, pinned: bool, label: str) -> list[dict]:
     rows = []
-    for path in args.endpoints:
+    for endpoint in args.endpoints:
+        path = endpoint.removesuffix(GZIP_MARK)
+        headers = ("Accept-Encoding: gzip",) if endpoint.endswith(GZIP_MARK) else ()
         status, _ = get_json(base, path)
-        row: dict = {"endpoint": path, "pass": label}
+        row: dict = {"endpoint": endpoint, "pass": label}
         if status != 200:
             row["skipped"] = f"HTTP {status or 'no answer'} before load; skipped"
             rows.append(row)
@@ -185,7 +190,7 @@ def bench_endpoints(args, base: str, pid: int | None, pinned: bool, label: str) 
         cache_b = cache_stats(base)
         lb, cb = loop_stats(base), total_cycles(base)
         r = run_wrk(base + path, duration=args.duration, connections=args.connections, threads=args.threads,
-                    cpu=WRK_CPU if pinned else None, server_pid=pid)
+                    cpu=WRK_CPU if pinned else None, server_pid=pid, headers=headers)
         la, ca = loop_stats(base), total_cycles(base)
         end_pos, cache_a = replay_pos(base), cache_stats(base)
         row.update(r)
@@ -197,7 +202,7 @@ def bench_endpoints(args, base: str, pid: int | None, pinned: bool, label: str) 
         row["cycles"] = None if ca is None or cb is None else ca - cb
         row["rss_kb"] = proc_status(pid).get("VmRSS")
         rows.append(row)
-        print(f"  {path}: {r['rps']:.0f} req/s p50 {ms(r['latency_us']['p50'])} ms p99 {ms(r['latency_us']['p99'])} ms"
+        print(f"  {endpoint}: {r['bytes'] / max(1, r['requests']) / 1000:.1f} KB/response, {r['rps']:.0f} req/s p50 {ms(r['latency_us']['p50'])} ms p99 {ms(r['latency_us']['p99'])} ms"
               f" stalls>20ms {row['loop_stalls']} cycles {row['cycles']} other-CPU {row['other_cores']} steal {row['steal_cores']} cores", flush=True)
     return rows
 
@@ -261,6 +266,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="wrk threads")
     ap.add_argument("--idle-seconds", type=float, default=10.0, help="cycling with no load, for the loop baseline")
     ap.add_argument("--endpoint", dest="endpoints", action="append", help="repeatable; default: the viewer set")
+    ap.add_argument("--sized-ceiling", type=int, default=0, metavar="BYTES",
+                    help="also measure the bare ceiling serving a document of this size (e.g. 69000, the frames body)")
     ap.add_argument("--no-baseline", action="store_true", help=f"skip the ceiling run (compare with {CEILING_REFERENCE_RPS:.0f} req/s)")
     ap.add_argument("--compare-paused", action="store_true", help="rerun every endpoint with the agents paused")
     ap.add_argument("--no-pin", action="store_true", help="do not use taskset")
@@ -307,6 +314,12 @@ def main() -> None:
                   f" loop stalls>20ms {b['loop_stalls']} RSS {mb(b['rss_kb'])} other-CPU {b['other_cores']} cores steal {b['steal_cores']} cores", flush=True)
         except Exception as exc:  # noqa: BLE001
             print(f"  baseline failed: {exc}; comparing with the reference {CEILING_REFERENCE_RPS:.0f} req/s")
+        if args.sized_ceiling:
+            size = max(2000, min(10_000_000, args.sized_ceiling))
+            b = bench_baseline(args, server_cpu, body_bytes=size)
+            results["sized_baseline"] = {"body_bytes": size, **b}
+            print(f"  the same serving ~{size // 1000} KB: {b['rps']:.0f} req/s p50 {ms(b['latency_us']['p50'])} ms"
+                  f" p99 {ms(b['latency_us']['p99'])} ms ({b['rps'] / ceiling:.0%} of the 2 KB ceiling)", flush=True)
     results["ceiling_rps"] = ceiling
 
     proc = None
