@@ -9,6 +9,11 @@ a 304, but after the build. Anything not in the table — control routes, ops re
 errors, routes added later — is `Cache-Control: no-store`, so nothing private or token-dependent is
 ever marked public by accident. The `/onlytrade` mount shares the un-prefixed routes' policies.
 
+The ETag stands for the whole answer, so a GET whose ETag was answered less than the route's
+max-age ago gets the same headers and body again straight from here, as the nginx micro-cache in
+front would serve it: no router, no route, no response object (most of what a read cost). A
+version function that missed some state could make an answer at most max-age stale, never more.
+
 A public JSON body of a kilobyte or more goes out gzip-compressed to a client that accepts it (every
 browser does), compressed once per ETag: 500 bars of frames are 69 KB as JSON and about a tenth of
 that compressed, and a read's cost is its bytes. Such routes say `Vary: Accept-Encoding`, and the
@@ -36,6 +41,8 @@ NO_STORE = b"no-store"
 GZIP_MIN_BYTES = 1024  # below a packet or so, compression saves nothing worth its CPU
 GZIP_LEVEL = 5
 GZIP_CACHE_ENTRIES = 256
+RESPONSE_CACHE_ENTRIES = 1024
+RESPONSE_CACHE_BYTES = 64 << 20
 BODY = object()  # policy.version: hash the response body instead of a state version
 
 VersionFn = Callable[[Any, dict[str, str], dict[str, str]], Hashable]
@@ -94,6 +101,12 @@ class HttpCache:
         self._ctx_of = ctx_of or (lambda scope: scope["app"].state.ctx)
         self._boot = boot_tag or str(time.time_ns())
         self._gzipped: dict[bytes, bytes] = {}  # ETag -> the compressed body of that representation
+        # (ETag, gzip?) -> (kept at, headers, body): a repeat GET is answered here, without the
+        # router, the route or a response object, for at most the route's max-age.
+        self._responses: dict[tuple[bytes, bool], tuple[float, list, bytes]] = {}
+        self._response_bytes = 0
+        self.response_hits = 0
+        self.response_misses = 0
 
     def match(self, path: str) -> tuple[Policy | None, dict[str, str]]:
         if path.startswith(PREFIX + "/"):
@@ -116,7 +129,8 @@ class HttpCache:
             await self.app(scope, receive, _with_headers(send, None, NO_STORE))
             return
         ctx = self._ctx_of(scope)
-        cache_control = b"public, max-age=%d" % max_age_of(ctx.settings, policy.max_age)
+        max_age = max_age_of(ctx.settings, policy.max_age)
+        cache_control = b"public, max-age=%d" % max_age
         path = scope["path"].removeprefix(PREFIX) if scope["path"].startswith(PREFIX + "/") else scope["path"]
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
         if_none_match = _header(scope, b"if-none-match")
@@ -135,7 +149,42 @@ class HttpCache:
         if matched is not None:
             await _not_modified(send, matched, cache_control)
             return
-        await self.app(scope, receive, self._encoding_send(send, etag, cache_control, gzip_ok))
+        if scope["method"] != "GET" or max_age <= 0:
+            await self.app(scope, receive, self._encoding_send(send, etag, cache_control, gzip_ok))
+            return
+        key = (etag, gzip_ok)
+        stored = self._responses.get(key)
+        if stored is not None and time.monotonic() - stored[0] < max_age:
+            self.response_hits += 1
+            await send({"type": "http.response.start", "status": 200, "headers": stored[1]})
+            await send({"type": "http.response.body", "body": stored[2]})
+            return
+        self.response_misses += 1
+        await self.app(scope, receive, self._encoding_send(self._keeping(send, key), etag, cache_control, gzip_ok))
+
+    def _keeping(self, send: Send, key: tuple[bytes, bool]) -> Send:
+        """Pass the response on, and keep a 200 sent in one body message as the answer for its ETag."""
+        head: Message | None = None
+
+        async def keeping(message: Message) -> None:
+            nonlocal head
+            if message["type"] == "http.response.start":
+                head = message if message["status"] == 200 else None
+            elif message["type"] == "http.response.body" and head is not None:
+                if not message.get("more_body"):
+                    self._keep(key, head.get("headers", []), message.get("body", b""))
+                head = None
+            await send(message)
+
+        return keeping
+
+    def _keep(self, key: tuple[bytes, bool], headers: list, body: bytes) -> None:
+        if len(self._responses) >= RESPONSE_CACHE_ENTRIES or self._response_bytes + len(body) > RESPONSE_CACHE_BYTES:
+            self._responses.clear()
+            self._response_bytes = 0
+        old = self._responses.get(key)
+        self._response_bytes += len(body) - (len(old[2]) if old else 0)
+        self._responses[key] = (time.monotonic(), list(headers), body)
 
     def _matching(self, if_none_match: str | None, etag: bytes) -> bytes | None:
         """The representation's ETag (identity or gzip) that If-None-Match names, if any."""

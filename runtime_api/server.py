@@ -16,6 +16,7 @@ EXIT_OK = 0
 EXIT_BAD_SETTINGS = 2
 EXIT_BOOT_FAILED = 3
 EXIT_ALREADY_RUNNING = 4
+HEAP_SETTLE_S = 1.0
 
 log = logging.getLogger("onlytrade.boot")
 
@@ -118,8 +119,11 @@ def _graceful_server(config, *, on_exit, heap):
     class GracefulServer(uvicorn.Server):
         async def startup(self, sockets=None) -> None:
             await super().startup(sockets)
-            heap.install()  # after boot: what boot built is frozen once (runtime_api/heap.py)
-            self.heap_task = asyncio.get_running_loop().create_task(heap.run(), name="gc-thaw")
+            # A second after ready, so the first readiness probe is not kept waiting by the one
+            # collection (~0.1 s) that freezes what boot and the first cycles built (runtime_api/heap.py).
+            loop = asyncio.get_running_loop()
+            loop.call_later(HEAP_SETTLE_S, heap.install)
+            self.heap_task = loop.create_task(heap.run(), name="gc-thaw")
 
         def handle_exit(self, sig, frame) -> None:
             on_exit()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -68,8 +69,11 @@ def test_node_data_directory_loads_unchanged(root):
 def test_the_server_freezes_its_boot_heap_and_reports_the_collector(root):
     """runtime_api/heap.py is installed by the server process: status and /metrics show it."""
     with RuntimeProcess(root, env={"ONLYTRADE_SEED_AGENTS": "all"}) as server, server.client() as c:
-        status = c.get("/api/agent/runtime/status").json()["data"]["gc"]
-        assert status["installed"] is True and status["frozen_objects"] > 10_000
+        deadline = time.monotonic() + 10  # installed a second after ready
+        while not (status := c.get("/api/agent/runtime/status").json()["data"]["gc"])["installed"]:
+            assert time.monotonic() < deadline, status
+            time.sleep(0.1)
+        assert status["frozen_objects"] > 10_000
         assert status["thaw_every_s"] == 24 * 3600
         metrics = c.get("/metrics").text
         assert "onlytrade_gc_frozen_objects " in metrics and "onlytrade_gc_pauses_over_20ms_total " in metrics

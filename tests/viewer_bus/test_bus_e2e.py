@@ -8,6 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from runtime_api.viewer_bus.reads import edge_reads
 from e2e.server import TOKEN, RuntimeProcess
 from nginx_proxy.nginx import Nginx, nginx_binary
 
@@ -116,6 +118,23 @@ def test_edges_serve_reads_and_nothing_else(stack):
     edge = httpx.get(a.base + "/api/competition")
     assert edge.headers["etag"] and edge.headers["cache-control"] == mine.headers["cache-control"]
     assert edge.json()["data"]["traders"][0]["trader_id"] == "t_001"
+    # A large read is published as the runtime's identity body under that body's ETag (never the
+    # runtime's gzip representation's), whatever encoding the edge's own client then asks for.
+    sizes = []
+    for path, query in edge_reads(["t_001"]):
+        published = httpx.get(a.base + path, params=query, headers={"accept-encoding": "identity"})
+        if published.status_code != 200:
+            continue
+        assert not published.headers["etag"].endswith('-gz"'), path
+        published.json()  # the body itself parses: never gzip bytes under an identity answer
+        sizes.append(len(published.content))
+    assert max(sizes) > 1024  # at least one read the runtime would have compressed
+    # Right after start the runtime's state still moves (first rounds): revalidate once the edge
+    # holds the runtime's current answer, as a viewer would after the next publish.
+    wait_for(lambda: httpx.get(a.base + "/api/competition").headers.get("etag")
+             == httpx.get(runtime.base + "/api/competition", headers={"accept-encoding": "identity"}).headers.get("etag"),
+             what="the edge holding the runtime's current competition")
+    edge = httpx.get(a.base + "/api/competition")
     assert httpx.get(a.base + "/api/competition", headers={"if-none-match": edge.headers["etag"]}).status_code == 304
     control = httpx.post(a.base + "/api/agent/runtime/control", json={"action": "step"}, headers={"x-control-token": "x" * 30})
     assert control.status_code in (404, 405)
