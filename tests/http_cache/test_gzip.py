@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from runtime_api.http_cache import accepts_gzip
-from api.conftest import data_of
+from tests.conftest import middleware_of
 
 pytestmark = pytest.mark.anyio
 
@@ -52,9 +52,7 @@ async def test_either_etag_revalidates_and_the_304_names_the_one_the_client_hold
 async def test_compressed_once_per_etag_and_small_bodies_stay_plain(api):
     for _ in range(5):
         await _raw(api, FRAMES, PARAMS, {"accept-encoding": "gzip"})
-    middleware = api.app.middleware_stack  # built by the first request
-    while type(middleware).__name__ != "HttpCache":
-        middleware = middleware.app
+    middleware = middleware_of(api.app, "HttpCache")
     assert len(middleware._gzipped) == 1
     small, body = await _raw(api, "/api/config", None, {"accept-encoding": "gzip"})
     assert small.status_code == 200 and len(body) < 1024

@@ -5,15 +5,13 @@ from __future__ import annotations
 import pytest
 
 from api.conftest import data_of, make_settings, open_api
+from tests.conftest import middleware_of
 
 pytestmark = pytest.mark.anyio
 
 
 def _http_cache(app):
-    layer = app.middleware_stack
-    while type(layer).__name__ != "HttpCache":
-        layer = layer.app
-    return layer
+    return middleware_of(app, "HttpCache")
 
 
 async def test_a_repeat_read_skips_the_route_and_gets_the_same_bytes(api):

@@ -11,6 +11,7 @@ import httpx
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from runtime_api.streaming.admission import Door, paced_protocol, stream_head, stream_tails
+from tests.conftest import middleware_of
 from tests.streaming.helpers import serve
 from tests.viewer.helpers import AGENT, live_app, make_settings, room_stream
 
@@ -92,10 +93,7 @@ async def _open_stream(port: int, path: str):
 
 
 def _lane(app):
-    layer = app.middleware_stack
-    while type(layer).__name__ != "StreamLane":
-        layer = layer.app
-    return layer
+    return middleware_of(app, "StreamLane")
 
 
 async def test_streams_take_the_lane_with_request_ids_metrics_and_the_prefix(root):
