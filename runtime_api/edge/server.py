@@ -32,11 +32,11 @@ def run(environ=None) -> int:
     name = settings.edge_name or f"{socket.gethostname()}:{settings.port}"
     app = create_edge_app(settings, edge_name=name)
     logging.getLogger("onlytrade.edge").info("onlytrade-edge %s listen=%s:%s", name, settings.host, settings.port)
-    door = app.state.door = Door()  # a connect storm on an edge is paced as on the runtime
+    door = Door()  # a connect storm on an edge is paced as on the runtime
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False,
                             timeout_graceful_shutdown=5, lifespan="on",
                             http=paced_protocol(AutoHTTPProtocol, door, stream_tails(app.routes)))
-    heap = app.state.heap = HeapPolicy(thaw_every_s=settings.gc_thaw_hours * 3600)
+    heap = HeapPolicy(thaw_every_s=settings.gc_thaw_hours * 3600)
     server = _graceful_server(config, on_exit=lambda: app.state.edge.end_streams(), heap=heap)
     server.run()
     return 0 if server.started else 3

@@ -93,6 +93,7 @@ def stream_head(data: bytes, tails: frozenset[bytes]) -> bool:
 
 
 def stream_tails(routes: Iterable[Any]) -> frozenset[bytes]:
+    """The last path segments of the stream routes (`events`, `stream`): what marks a stream request."""
     return frozenset(r.path.rsplit("/", 1)[-1].encode() for r in routes if getattr(r, "stream", False))
 
 
@@ -137,7 +138,7 @@ class StreamLane:
                  wrap: Callable[[ASGIApp], ASGIApp] | None = None):
         self.app = app
         self.routes: list[Route] = [r for r in routes if getattr(r, "stream", False)]
-        self._tails = {r.path.rsplit("/", 1)[-1] for r in self.routes}
+        self._tails = {tail.decode() for tail in stream_tails(self.routes)}
         self._on_api_error = on_api_error
         self._short_way = wrap(self._endpoint) if wrap else self._endpoint
 

@@ -58,7 +58,6 @@ class SSEResponse:
     group and a cancel scope per send cost about three times as much).
     """
 
-    media_type = "text/event-stream"
     status_code = 200
 
     def __init__(self, content: AsyncIterator[bytes], *, send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S,
