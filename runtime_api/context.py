@@ -64,9 +64,15 @@ class AppContext:
 
     def trader_or_default(self, agent_id: str) -> dict:
         """An explicit id must exist; a missing id means the first lobby trader (the front end omits it)."""
+        return self.trader(self.trader_id_or_default(agent_id))
+
+    def trader_id_or_default(self, agent_id: str) -> str:
+        """The id `trader_or_default` answers for, without building its view (ETags ask per request)."""
         if agent_id:
-            return self.trader(agent_id)
+            if not self.svc.registry.has(agent_id):
+                raise ApiError(404, "trader_not_found", f"no registered trader {agent_id!r}")
+            return agent_id
         lobby = self.svc.registry.lobby_ids()
         if not lobby:
             raise ApiError(404, "trader_not_found", "no registered traders")
-        return self.trader(lobby[0])
+        return lobby[0]

@@ -7,16 +7,19 @@ import threading
 import time
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]  # ten bits at a time: ids are minted per request
 _lock = threading.Lock()
 _last = [0, 0]
 
 
 def _encode(value: int, length: int) -> str:
+    """`value`'s low 5*length bits as Crockford base 32, most significant first."""
     out = []
-    for _ in range(length):
-        out.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(out))
+    for _ in range((length + 1) // 2):
+        out.append(_PAIRS[value & 1023])
+        value >>= 10
+    chars = "".join(reversed(out))
+    return chars[len(chars) - length:]
 
 
 def new_id(prefix: str = "") -> str:
@@ -29,7 +32,7 @@ def new_id(prefix: str = "") -> str:
         else:
             rand = int.from_bytes(os.urandom(10), "big")
         _last[0], _last[1] = now, rand
-    return prefix + _encode(now, 10) + _encode(rand & ((1 << 80) - 1), 16)
+    return prefix + _encode((now << 80) | (rand & ((1 << 80) - 1)), 26)
 
 
 def new_order_id() -> str:

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from runtime_api.state_health import WriteHealth
 log = logging.getLogger("onlytrade.memory")
 
 SCHEMA_VERSION = "agent.memory.v2"
+ABSENT_RECHECK_S = 1.0
 _MERGED_OBJECTS = ("meta", "config", "replay", "stats")
 _LISTS = ("daily_journal", "holdings", "open_lots", "closed_positions", "trade_events", "equity_curve", "recent_actions")
 
@@ -141,6 +143,7 @@ class MemoryStore:
         self._agent_locks: dict[str, threading.RLock] = {}
         self._cache: dict[str, dict] = {}
         self._errored: dict[str, str] = {}
+        self._absent: dict[str, float] = {}  # id -> when its file was last found missing
         self._generation: dict[str, int] = {}
         self.write_health = WriteHealth("snapshots")
 
@@ -185,6 +188,7 @@ class MemoryStore:
         try:
             raw = storage.read_json(path)
             if raw is None:
+                self._absent[agent_id] = time.monotonic()
                 return None
             if not isinstance(raw, dict):
                 raise storage.CorruptFileError(path, "not a JSON object")
@@ -225,6 +229,11 @@ class MemoryStore:
             cached = self._cache.get(agent_id)
             if cached is not None:
                 return cached
+            # A trader with no snapshot yet is read by every viewer poll: look for the file at
+            # most once a second, not per request (every write fills the cache first).
+            missing_since = self._absent.get(agent_id)
+            if missing_since is not None and time.monotonic() - missing_since < ABSENT_RECHECK_S:
+                return None
         with self._agent_lock(agent_id):
             if agent_id in self._errored:
                 return None

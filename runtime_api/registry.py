@@ -108,6 +108,11 @@ class AgentRegistry:
                 return self._view(agent_id)
             return None
 
+    def has(self, agent_id: str) -> bool:
+        """`get(agent_id)` would answer (registered, with a manifest), without building the view."""
+        agent_id = str(agent_id or "").strip()
+        return agent_id in self._agents and agent_id in self._manifests  # two dict reads: no lock needed
+
     def manifest(self, agent_id: str) -> dict | None:
         with self._lock:
             found = self._manifests.get(str(agent_id or "").strip())

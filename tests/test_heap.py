@@ -67,3 +67,24 @@ def test_uninstall_restores_the_defaults():
     heap.install()
     heap.uninstall()
     assert gc.get_threshold() == (700, 10, 10) and gc.get_freeze_count() == 0 and not heap.installed
+
+
+def test_the_frozen_count_is_walked_at_most_once_per_ttl(policy, monkeypatch):
+    """gc.get_freeze_count() walks the frozen list: status (read by every runtime-status build and
+    scrape) counts it once per FREEZE_COUNT_TTL_S, and afresh after a thaw."""
+    import runtime_api.heap as heap
+
+    calls = []
+    real = gc.get_freeze_count
+    monkeypatch.setattr(heap.gc, "get_freeze_count", lambda: calls.append(1) or real())
+    now = [5000.0]
+    monkeypatch.setattr(heap.time, "monotonic", lambda: now[0])
+    first = policy.status()["frozen_objects"]
+    for _ in range(20):
+        assert policy.status()["frozen_objects"] == first
+    assert len(calls) == 1
+    now[0] += heap.FREEZE_COUNT_TTL_S
+    policy.status()
+    assert len(calls) == 2
+    report = policy.thaw()
+    assert policy.status()["frozen_objects"] == report["frozen_after"]

@@ -291,3 +291,28 @@ def test_concurrent_saves_from_threads(store, decide):
     assert not errors
     assert sorted(store.cached()) == [f"t_{i:03d}" for i in range(8)]
     assert all(json.loads(store.path_for(a).read_text())["stats"]["decisions"] == 5 for a in store.cached())
+
+
+def test_a_missing_snapshot_is_looked_for_at_most_once_a_second(store, monkeypatch):
+    """Viewers poll traders that have not traded yet: no file read per poll, and a file that
+    appears is seen within ABSENT_RECHECK_S; a save is seen at once."""
+    import runtime_api.memory as memory
+
+    now = [1000.0]
+    monkeypatch.setattr(memory.time, "monotonic", lambda: now[0])
+    reads = []
+    real_read = memory.storage.read_json
+    monkeypatch.setattr(memory.storage, "read_json", lambda path: reads.append(path) or real_read(path))
+    assert store.get("t_001") is None
+    for _ in range(50):
+        assert store.get("t_001") is None
+    assert len(reads) == 1
+    store.dir.mkdir(parents=True, exist_ok=True)
+    store.path_for("t_001").write_text(json.dumps({"trader_id": "t_001", "trader_name": "Written aside"}))
+    assert store.get("t_001") is None  # within the recheck window
+    now[0] += memory.ABSENT_RECHECK_S
+    assert store.get("t_001")["trader_name"] == "Written aside"
+    assert store.get("t_002") is None
+    saved = store.ensure("t_002", "Fresh")
+    store.save("t_002", saved)
+    assert store.get("t_002") is not None  # the cache answers before the absence mark
