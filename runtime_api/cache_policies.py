@@ -11,6 +11,8 @@ from __future__ import annotations
 from .errors import ApiError
 from .http_cache import BODY, Policy, time_bucket
 from .read_caches import frames_version, runtime_status_version
+from .routes.rooms import KEY as VIEWER_STREAMS
+from .routes.traders import snapshot_version
 
 
 def _registry(ctx, params, query):
@@ -41,14 +43,21 @@ def _clocked(ctx, params, query):
 
 
 def _trader_snapshot(ctx, params, query):
-    from .routes.traders import snapshot_version
-
-    rec = ctx.trader_or_default((query.get("trader_id") or "").strip())
-    return (rec["agent_id"], snapshot_version(ctx, rec["agent_id"]))
+    agent_id = ctx.trader_id_or_default((query.get("trader_id") or "").strip())
+    return (agent_id, snapshot_version(ctx, agent_id))
 
 
 def _runtime_status(ctx, params, query):
     return runtime_status_version(ctx)
+
+
+def _room_packet(ctx, params, query):
+    """The packet the room hub holds fresh; while a build is due, the body is hashed instead."""
+    room_id = params["room_id"]
+    if not ctx.svc.registry.has(room_id):  # the route answers its own 400 or 404 (packet.room_record)
+        raise ApiError(404, "room_not_found")
+    version = ctx.extra[VIEWER_STREAMS].hub.packet_version(room_id, query.get("decision_limit"))
+    return BODY if version is None else version
 
 
 def _frames(ctx, params, query):
@@ -77,7 +86,7 @@ RUNTIME_POLICIES: dict[str, Policy] = {
     "/api/market/frames": Policy("status", _frames),
     "/api/klines": Policy("status", _frames),
     "/api/agent/market-context": Policy("status", _clocked),
-    "/api/rooms/{room_id}/stream-packet": Policy("status", BODY),
+    "/api/rooms/{room_id}/stream-packet": Policy("status", _room_packet),
     # list class
     "/api/config": Policy("list", _constant),
     "/api/orders": Policy("list", _constant),

@@ -3,9 +3,9 @@
 One pure-ASGI middleware, configured with a table of public GET routes. Each entry names its
 `max-age` class (a setting) and how to compute the version of the state the response depends on;
 the ETag is a hash of (boot, path, query, version), so `If-None-Match` is answered with a 304
-*before* the route builds anything. Routes whose state has no cheap version (the room packet,
-avatar files) are hashed from the body they produce instead (`BODY`): still a strong ETag, still
-a 304, but after the build. Anything not in the table — control routes, ops reads, health probes,
+*before* the route builds anything. A version function with no cheap version at the moment
+returns `BODY` (the room packet while its next build is due): the ETag is then hashed from the body
+the route produces, still strong, still a 304, but after the build. Anything not in the table — control routes, ops reads, health probes,
 errors, routes added later — is `Cache-Control: no-store`, so nothing private or token-dependent is
 ever marked public by accident. The `/onlytrade` mount shares the un-prefixed routes' policies.
 
@@ -23,6 +23,7 @@ since both stand for the same state version.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import re
@@ -43,7 +44,8 @@ GZIP_LEVEL = 5
 GZIP_CACHE_ENTRIES = 256
 RESPONSE_CACHE_ENTRIES = 1024
 RESPONSE_CACHE_BYTES = 64 << 20
-BODY = object()  # policy.version: hash the response body instead of a state version
+MEMO_ENTRIES = 1024  # parsed query strings, ETags: cleared when full (a scan of random URLs)
+BODY = object()  # policy.version, or what it returns: hash the response body instead of a state version
 
 VersionFn = Callable[[Any, dict[str, str], dict[str, str]], Hashable]
 
@@ -76,6 +78,7 @@ def etag_matches(header: str, etag: str) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=64)
 def accepts_gzip(header: str | None) -> bool:
     """Accept-Encoding names gzip (or `*`) with a non-zero q."""
     for item in (header or "").split(","):
@@ -90,14 +93,36 @@ def _compile(template: str) -> re.Pattern[str]:
     return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$")
 
 
+@dataclass(slots=True)
+class _Read:
+    """What one public GET or HEAD resolved to, kept in the scope between `answer` and `__call__`."""
+
+    label: str  # the route template (with the mount prefix): what the request metrics count it as
+    policy: Policy
+    max_age: int
+    cache_control: bytes
+    if_none_match: str | None
+    gzip_ok: bool
+    etag: bytes | None = None  # None: hashed from the body (or NO_VERSION: the route answers its own error)
+
+
+_READ = "http_cache.read"
+NO_VERSION = Policy("status", BODY)  # a read whose version function refused it: the route answers, no-store
+
+
 class HttpCache:
-    """ASGI middleware: `policies` maps route templates (without the /onlytrade prefix) to Policy."""
+    """ASGI middleware: `policies` maps route templates (without the /onlytrade prefix) to Policy.
+
+    `answer(scope)` is the part that needs no await: a 304 or a kept answer, or None. The request
+    metrics layer in front asks it first (its answer then costs no further layer or send wrapper);
+    whatever it resolved stays in the scope, so `__call__` does not compute it twice.
+    """
 
     def __init__(self, app: ASGIApp, policies: dict[str, Policy], ctx_of: Callable[[Scope], Any] | None = None,
                  boot_tag: str = ""):
         self.app = app
-        self._exact = {path: p for path, p in policies.items() if "{" not in path}
-        self._patterns = [(_compile(path), p) for path, p in policies.items() if "{" in path]
+        self._exact = {path: (path, p) for path, p in policies.items() if "{" not in path}
+        self._patterns = [(_compile(path), path, p) for path, p in policies.items() if "{" in path]
         self._ctx_of = ctx_of or (lambda scope: scope["app"].state.ctx)
         self._boot = boot_tag or str(time.time_ns())
         self._gzipped: dict[bytes, bytes] = {}  # ETag -> the compressed body of that representation
@@ -105,62 +130,129 @@ class HttpCache:
         # router, the route or a response object, for at most the route's max-age.
         self._responses: dict[tuple[bytes, bool], tuple[float, list, bytes]] = {}
         self._response_bytes = 0
+        self._ages_of: Any = None
+        self._ages: dict[str, tuple[int, bytes]] = {}
+        self._queries: dict[bytes, dict[str, str]] = {}
+        self._etags: dict[tuple, bytes] = {}
         self.response_hits = 0
         self.response_misses = 0
 
-    def match(self, path: str) -> tuple[Policy | None, dict[str, str]]:
+    def match(self, path: str) -> tuple[str, Policy, dict[str, str]] | None:
+        """(route template, policy, path params) of a public read, else None."""
         if path.startswith(PREFIX + "/"):
             path = path[len(PREFIX):]
-        policy = self._exact.get(path)
-        if policy is not None:
-            return policy, {}
-        for pattern, policy in self._patterns:
+        found = self._exact.get(path)
+        if found is not None:
+            return found[0], found[1], {}
+        for pattern, template, policy in self._patterns:
             m = pattern.match(path)
             if m:
-                return policy, m.groupdict()
-        return None, {}
+                return template, policy, m.groupdict()
+        return None
+
+    def answer(self, scope: Scope) -> tuple[int, list, bytes] | None:
+        """(status, headers, body) of a request answerable without the app, else None."""
+        read = scope[_READ] = self._resolve(scope)
+        if read is None or read.etag is None:
+            return None
+        matched = self._matching(read.if_none_match, read.etag)
+        if matched is not None:
+            scope["route_label"] = read.label
+            return _not_modified(matched, read.cache_control)
+        if scope["method"] != "GET" or read.max_age <= 0:
+            return None
+        stored = self._responses.get((read.etag, read.gzip_ok))
+        if stored is None or time.monotonic() - stored[0] >= read.max_age:
+            return None
+        self.response_hits += 1
+        scope["route_label"] = read.label  # no router ran: what the request metrics count it as
+        return 200, stored[1], stored[2]
+
+    def _resolve(self, scope: Scope) -> _Read | None:
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+            return None
+        path = scope["path"]
+        found = self.match(path)
+        if found is None:
+            return None
+        template, policy, params = found
+        ctx = self._ctx_of(scope)
+        max_age, cache_control = self._max_age(ctx.settings, policy.max_age)
+        if_none_match, accept_encoding = _request_headers(scope)
+        mounted = path.startswith(PREFIX + "/")
+        read = _Read(PREFIX + template if mounted else template, policy, max_age, cache_control, if_none_match,
+                     accepts_gzip(accept_encoding))
+        if policy.version is BODY:
+            return read
+        raw_query = scope.get("query_string", b"")
+        try:
+            version = policy.version(ctx, params, self._query(raw_query))  # type: ignore[operator]
+        except ApiError:  # e.g. an unknown trader: the route answers its own 404
+            read.policy = NO_VERSION
+            return read
+        if version is BODY:  # no cheap version right now: hashed from the body
+            return read
+        read.etag = self._etag(path[len(PREFIX):] if mounted else path, raw_query, version)
+        return read
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        policy, params = self.match(scope["path"]) if scope["method"] in ("GET", "HEAD") else (None, {})
-        if policy is None:
+        if _READ not in scope:  # not asked in front: ask now
+            answered = self.answer(scope)
+            if answered is not None:
+                await _send_answer(send, answered)
+                return
+        read: _Read | None = scope.pop(_READ)
+        if read is None or read.policy is NO_VERSION:
             await self.app(scope, receive, _with_headers(send, None, NO_STORE))
             return
-        ctx = self._ctx_of(scope)
-        max_age = max_age_of(ctx.settings, policy.max_age)
-        cache_control = b"public, max-age=%d" % max_age
-        path = scope["path"].removeprefix(PREFIX) if scope["path"].startswith(PREFIX + "/") else scope["path"]
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
-        if_none_match = _header(scope, b"if-none-match")
-        gzip_ok = accepts_gzip(_header(scope, b"accept-encoding"))
-        if policy.version is BODY:
-            await self._body_hashed(scope, receive, send, cache_control, if_none_match, gzip_ok)
+        if read.etag is None:
+            await self._body_hashed(scope, receive, send, read)
             return
+        if scope["method"] == "GET" and read.max_age > 0:
+            self.response_misses += 1
+            send = self._keeping(send, (read.etag, read.gzip_ok))
+        await self.app(scope, receive, self._encoding_send(send, read.etag, read.cache_control, read.gzip_ok))
+
+    def _max_age(self, settings, kind: str) -> tuple[int, bytes]:
+        """(max-age, Cache-Control) of a class; settings are frozen, so computed once per settings."""
+        if self._ages_of is not settings:
+            self._ages = {}
+            self._ages_of = settings
+        found = self._ages.get(kind)
+        if found is None:
+            age = max_age_of(settings, kind)
+            found = self._ages[kind] = (age, b"public, max-age=%d" % age)
+        return found
+
+    def _query(self, raw: bytes) -> dict[str, str]:
+        """The parsed query string; viewers repeat a few, so parses are memoised (bounded).
+        Version functions only read it."""
+        parsed = self._queries.get(raw)
+        if parsed is None:
+            if len(self._queries) >= MEMO_ENTRIES:
+                self._queries.clear()
+            parsed = self._queries[raw] = dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+        return parsed
+
+    def _etag(self, path: str, raw_query: bytes, version: Hashable) -> bytes:
+        """hash(boot, path, sorted query, version), memoised per (path, raw query, version)."""
+        key = (path, raw_query, version)
         try:
-            version = policy.version(ctx, params, query)  # type: ignore[operator]
-        except ApiError:  # e.g. an unknown trader: the route answers its own 404
-            await self.app(scope, receive, _with_headers(send, None, NO_STORE))
-            return
-        digest = hashlib.blake2b(repr((self._boot, path, sorted(query.items()), version)).encode(), digest_size=16)
-        etag = b'"' + digest.hexdigest().encode() + b'"'
-        matched = self._matching(if_none_match, etag)
-        if matched is not None:
-            await _not_modified(send, matched, cache_control)
-            return
-        if scope["method"] != "GET" or max_age <= 0:
-            await self.app(scope, receive, self._encoding_send(send, etag, cache_control, gzip_ok))
-            return
-        key = (etag, gzip_ok)
-        stored = self._responses.get(key)
-        if stored is not None and time.monotonic() - stored[0] < max_age:
-            self.response_hits += 1
-            await send({"type": "http.response.start", "status": 200, "headers": stored[1]})
-            await send({"type": "http.response.body", "body": stored[2]})
-            return
-        self.response_misses += 1
-        await self.app(scope, receive, self._encoding_send(self._keeping(send, key), etag, cache_control, gzip_ok))
+            etag = self._etags.get(key)
+        except TypeError:  # an unhashable version: hash it every time
+            key, etag = None, None
+        if etag is None:
+            query = sorted(self._query(raw_query).items())
+            digest = hashlib.blake2b(repr((self._boot, path, query, version)).encode(), digest_size=16)
+            etag = b'"' + digest.hexdigest().encode() + b'"'
+            if key is not None:
+                if len(self._etags) >= MEMO_ENTRIES:
+                    self._etags.clear()
+                self._etags[key] = etag
+        return etag
 
     def _keeping(self, send: Send, key: tuple[bytes, bool]) -> Send:
         """Pass the response on, and keep a 200 sent in one body message as the answer for its ETag."""
@@ -231,8 +323,7 @@ class HttpCache:
 
         return wrapped
 
-    async def _body_hashed(self, scope: Scope, receive: Receive, send: Send, cache_control: bytes,
-                           if_none_match: str | None, gzip_ok: bool) -> None:
+    async def _body_hashed(self, scope: Scope, receive: Receive, send: Send, read: _Read) -> None:
         start: Message | None = None
         chunks: list[bytes] = []
 
@@ -254,22 +345,36 @@ class HttpCache:
                 await send({"type": "http.response.body", "body": body})
                 return
             etag = b'"' + hashlib.blake2b(body, digest_size=16).hexdigest().encode() + b'"'
-            matched = self._matching(if_none_match, etag)
+            matched = self._matching(read.if_none_match, etag)
             if matched is not None:
-                await _not_modified(send, matched, cache_control)
+                await _send_answer(send, _not_modified(matched, read.cache_control))
                 return
-            encoding_send = self._encoding_send(send, etag, cache_control, gzip_ok)
+            encoding_send = self._encoding_send(send, etag, read.cache_control, read.gzip_ok)
             await encoding_send(start)
             await encoding_send({"type": "http.response.body", "body": body})
 
         await self.app(scope, receive, capture)
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def _request_headers(scope: Scope) -> tuple[str | None, str | None]:
+    """(If-None-Match, Accept-Encoding) in one pass over the headers."""
+    if_none_match = accept_encoding = None
     for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
+        if key == b"if-none-match":
+            if_none_match = value.decode("latin-1")
+        elif key == b"accept-encoding":
+            accept_encoding = value.decode("latin-1")
+    return if_none_match, accept_encoding
+
+
+def _not_modified(etag: bytes, cache_control: bytes) -> tuple[int, list, bytes]:
+    return 304, [(b"etag", etag), (b"cache-control", cache_control), (b"vary", b"Accept-Encoding")], b""
+
+
+async def _send_answer(send: Send, answered: tuple[int, list, bytes]) -> None:
+    status, headers, body = answered
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _with_headers(send: Send, etag: bytes | None, cache_control: bytes) -> Send:
@@ -305,9 +410,3 @@ def _compressible(start: Message) -> bool:
         elif key == b"content-encoding":
             encoding = value
     return kind.startswith(b"application/json") and not encoding
-
-
-async def _not_modified(send: Send, etag: bytes, cache_control: bytes) -> None:
-    await send({"type": "http.response.start", "status": 304,
-                "headers": [(b"etag", etag), (b"cache-control", cache_control), (b"vary", b"Accept-Encoding")]})
-    await send({"type": "http.response.body", "body": b""})

@@ -361,9 +361,8 @@ class RoomHub:
                     return await asyncio.shield(flight.task)
                 await asyncio.wait([flight.task])  # a smaller or stale build: let it land, then rebuild
                 continue
-            cached = room.cache
-            if (cached is not None and cached.limit >= limit and cached.generation == room.generation
-                    and (loop.time() - cached.built_at) * 1000 < self.packet_cache_ms):
+            cached = self._fresh(room, limit, loop.time())
+            if cached is not None:
                 room.cache_hits += 1
                 room.skipped_builds += from_timer
                 return cached
@@ -371,6 +370,23 @@ class RoomHub:
             task.add_done_callback(_retrieve)
             room.flight = _Flight(limit, room.generation, task)
             return await asyncio.shield(task)
+
+    def _fresh(self, room: _Room, limit: int, now: float) -> Packet | None:
+        """The room's cached packet if a request for `limit` is answered from it now (no build)."""
+        cached = room.cache
+        if (cached is not None and cached.limit >= limit and cached.generation == room.generation
+                and (now - cached.built_at) * 1000 < self.packet_cache_ms):
+            return cached
+        return None
+
+    def packet_version(self, room_id: str, decision_limit: int) -> tuple | None:
+        """What the stream-packet read would answer from right now, without a build: a version for
+        its ETag (the HTTP cache then keeps the answer), or None when a build is due."""
+        room = self._rooms.get(room_id)
+        if room is None:
+            return None
+        packet = self._fresh(room, clamp_decision_limit(decision_limit), asyncio.get_running_loop().time())
+        return None if packet is None else (room_id, packet.generation, packet.built_at)
 
     async def _build(self, room: _Room, limit: int, generation: int) -> Packet:
         try:

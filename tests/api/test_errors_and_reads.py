@@ -128,3 +128,25 @@ async def test_unexpected_failure_is_json_500_without_traceback(api, caplog):
     assert "Traceback" not in resp.text and "secret internals" not in resp.text and "/srv" not in resp.text
     assert body["message"]
     assert any(r.exc_info and "secret internals" in str(r.exc_info[1]) for r in caplog.records)  # the log has it
+
+
+async def test_an_unexpected_failure_is_measured_and_carries_a_request_id(api):
+    """The cache and metrics layers sit outside Starlette's error layer (app.RuntimeApp): the JSON
+    500 still passes them, so it is counted, tagged and never marked cacheable."""
+    import httpx
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    api.ctx.svc.market.get_frames = broken
+    transport = httpx.ASGITransport(app=api.app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        resp = await client.get("/api/market/frames", params={"symbol": "600519.SH", "interval": "1m", "limit": "7"})
+        again = await client.get("/api/market/frames", params={"symbol": "600519.SH", "interval": "1m", "limit": "7"})
+        metrics = (await client.get("/metrics")).text
+    for r in (resp, again):  # never kept: the second one failed afresh
+        assert_error(r, 500, "internal_error")
+        assert r.headers["cache-control"] == "no-store" and "etag" not in r.headers
+        assert r.headers["x-request-id"].startswith("req_")
+    assert resp.headers["x-request-id"] != again.headers["x-request-id"]
+    assert 'route="/api/market/frames",status="500"} 2.0' in metrics

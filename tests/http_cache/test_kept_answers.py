@@ -64,3 +64,25 @@ async def test_max_age_zero_keeps_nothing(root):
     finally:
         await handle.client.aclose()
         await lifespan.__aexit__(None, None, None)
+
+
+async def test_the_room_packet_is_kept_while_the_hub_holds_it_fresh(api):
+    """The packet's version is the hub's fresh build: repeats skip the route; a change in the
+    room (invalidate, as a decision does) gives a new ETag at once."""
+    data_of(await api.control("/api/agents/t_001/register"))
+    hub = api.ctx.extra["viewer_streams"].hub
+    path = "/api/rooms/t_001/stream-packet"
+    assert (await api.get(path)).status_code == 200  # the first build: no fresh packet yet, so its ETag was hashed from the body
+    second = await api.get(path)  # now answered from the hub's fresh packet, and kept
+    route_calls = hub.stats("t_001")["cache_hits"]
+    for _ in range(5):
+        again = await api.get(path)
+        assert again.content == second.content and again.headers["etag"] == second.headers["etag"]
+    assert hub.stats("t_001")["cache_hits"] == route_calls  # the route was not called again
+    assert (await api.get(path, headers={"if-none-match": second.headers["etag"]})).status_code == 304
+    hub.invalidate("t_001")
+    changed = await api.get(path, headers={"if-none-match": second.headers["etag"]})
+    assert changed.status_code == 200 and changed.headers["etag"] != second.headers["etag"]
+    for bad in ("/api/rooms/t_999/stream-packet", "/api/rooms/..%2F/stream-packet"):
+        resp = await api.get(bad)
+        assert resp.status_code in (400, 404) and resp.headers["cache-control"] == "no-store"

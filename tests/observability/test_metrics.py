@@ -144,3 +144,28 @@ async def test_llm_latency_failures_and_breaker_show(root):
     assert total(values, "onlytrade_llm_breaker_open", agent=AGENT) == 1
     assert total(values, "onlytrade_decisions_total", agent=AGENT, source="llm") == 1
     assert total(values, "onlytrade_decisions_total", agent=AGENT, source="heuristic") == 3
+
+
+async def test_answers_from_the_http_cache_count_under_their_route(root):
+    """A kept answer and a 304 are sent without the router: they still count as their route
+    (the /onlytrade mount included), not as `unmatched`."""
+    async with app_client(make_settings(root)) as c:
+        first = await c.get("/api/competition")
+        for _ in range(3):
+            assert (await c.get("/api/competition")).content == first.content  # kept answers
+        assert (await c.get("/api/competition", headers={"if-none-match": first.headers["etag"]})).status_code == 304
+        assert (await c.get("/onlytrade/api/competition")).status_code == 200
+        values = samples((await c.get("/metrics")).text)
+    assert total(values, "onlytrade_http_requests_total", route="/api/competition", status="200") == 4
+    assert total(values, "onlytrade_http_requests_total", route="/api/competition", status="304") == 1
+    assert total(values, "onlytrade_http_requests_total", route="/onlytrade/api/competition", status="200") == 1
+    assert total(values, "onlytrade_http_requests_total", route="unmatched") == 0
+
+
+async def test_a_made_up_method_counts_as_other(root):
+    async with app_client(make_settings(root)) as c:
+        for verb in ("BREW", "PROPFIND", "X-1"):
+            assert (await c.request(verb, "/api/traders")).status_code == 405
+        values = samples((await c.get("/metrics")).text)
+    assert total(values, "onlytrade_http_requests_total", method="other", status="405") == 3
+    assert not any(dict(labels).get("method") in ("BREW", "PROPFIND", "X-1") for (_, labels) in values)
