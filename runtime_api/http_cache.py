@@ -5,9 +5,9 @@ One pure-ASGI middleware, configured with a table of public GET routes. Each ent
 the ETag is a hash of (boot, path, query, version), so `If-None-Match` is answered with a 304
 *before* the route builds anything. A version function with no cheap version at the moment
 returns `BODY` (the room packet while its next build is due): the ETag is then hashed from the body
-the route produces, still strong, still a 304, but after the build. Anything not in the table — control routes, ops reads, health probes,
-errors, routes added later — is `Cache-Control: no-store`, so nothing private or token-dependent is
-ever marked public by accident. The `/onlytrade` mount shares the un-prefixed routes' policies.
+the route produces, still strong, still a 304, but after the build. Anything not in the table —
+control routes, ops reads, health probes, errors, routes added later — is `Cache-Control:
+no-store`, so nothing private or token-dependent is ever marked public by accident. The `/onlytrade` mount shares the un-prefixed routes' policies.
 
 The ETag stands for the whole answer, so a GET whose ETag was answered less than the route's
 max-age ago gets the same headers and body again straight from here, as the nginx micro-cache in
@@ -98,16 +98,16 @@ class _Read:
     """What one public GET or HEAD resolved to, kept in the scope between `answer` and `__call__`."""
 
     label: str  # the route template (with the mount prefix): what the request metrics count it as
-    policy: Policy
     max_age: int
     cache_control: bytes
     if_none_match: str | None
     gzip_ok: bool
-    etag: bytes | None = None  # None: hashed from the body (or NO_VERSION: the route answers its own error)
+    etag: bytes | None = None  # from the state version, before the build
+    from_body: bool = False  # no cheap version: the ETag is hashed from the body after the build
+    # neither: the version function refused the request (e.g. an unknown trader), the route answers
 
 
 _READ = "http_cache.read"
-NO_VERSION = Policy("status", BODY)  # a read whose version function refused it: the route answers, no-store
 
 
 class HttpCache:
@@ -180,17 +180,18 @@ class HttpCache:
         max_age, cache_control = self._max_age(ctx.settings, policy.max_age)
         if_none_match, accept_encoding = _request_headers(scope)
         mounted = path.startswith(PREFIX + "/")
-        read = _Read(PREFIX + template if mounted else template, policy, max_age, cache_control, if_none_match,
+        read = _Read(PREFIX + template if mounted else template, max_age, cache_control, if_none_match,
                      accepts_gzip(accept_encoding))
         if policy.version is BODY:
+            read.from_body = True
             return read
         raw_query = scope.get("query_string", b"")
         try:
             version = policy.version(ctx, params, self._query(raw_query))  # type: ignore[operator]
         except ApiError:  # e.g. an unknown trader: the route answers its own 404
-            read.policy = NO_VERSION
             return read
         if version is BODY:  # no cheap version right now: hashed from the body
+            read.from_body = True
             return read
         read.etag = self._etag(path[len(PREFIX):] if mounted else path, raw_query, version)
         return read
@@ -205,10 +206,10 @@ class HttpCache:
                 await _send_answer(send, answered)
                 return
         read: _Read | None = scope.pop(_READ)
-        if read is None or read.policy is NO_VERSION:
+        if read is None or (read.etag is None and not read.from_body):
             await self.app(scope, receive, _with_headers(send, None, NO_STORE))
             return
-        if read.etag is None:
+        if read.from_body:
             await self._body_hashed(scope, receive, send, read)
             return
         if scope["method"] == "GET" and read.max_age > 0:
