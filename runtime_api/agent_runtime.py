@@ -21,6 +21,7 @@ import anyio
 
 from . import clock, market_gate, portfolio, replay_position
 from .decision import LlmBreaker, LlmDecider, run_decision
+from .decision.features import bar_features
 from .journal import audit_record
 from .market.file_watch import LiveFileWatcher
 from .recording.llm_log import LlmExchangeLog
@@ -472,7 +473,8 @@ class AgentRuntime:
             if not health["usable"] and (s.strict_live_mode or health["reason"] in _SANITY_REASONS):
                 excluded[symbol] = health["reason"]
                 continue
-            candidates[symbol] = {"intraday": intraday, "daily": daily}
+            features = svc.market.memo.get(("features", symbol), (intraday, daily), lambda: bar_features(symbol, intraday, daily))
+            candidates[symbol] = {"intraday": intraday, "daily": daily, "features": features}
         self.exclusions[manifest.get("agent_id") or ""] = excluded
         held = [h["symbol"] for h in snapshot.get("holdings") or [] if h.get("shares")]
         prices = {}

@@ -181,6 +181,7 @@ def build_cycle_context(
             data.get("daily"),
             market=market,
             position=position_state(symbol, portfolio),
+            features=data.get("features"),
         )
         contexts[symbol] = ctx
         rows.append(candidate_item(ctx, data.get("name")))

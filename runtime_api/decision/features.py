@@ -248,6 +248,35 @@ def as_of_ts_ms(intraday: list[dict]) -> int | None:
     return int(ts) if ts is not None else None
 
 
+def bar_features(symbol: str, intraday: list[dict] | None, daily: list[dict] | None) -> dict[str, Any]:
+    """What a symbol's context takes from its bars alone: the same for every agent looking at the same
+    bars, so the runtime computes it once per run of bars (`BarMemo`) and `build_symbol_context`
+    copies it into each agent's context."""
+    intraday = sorted_frames(intraday)
+    daily = sorted_frames(daily)
+    latest = _bar(intraday[-1], "close") if intraday else None
+    return {
+        "symbol": symbol,
+        "intraday": intraday,
+        "daily": daily,
+        "as_of_ts_ms": as_of_ts_ms(intraday),
+        "latest_price": latest if latest and latest > 0 else None,
+        "intraday_features": {
+            "ret_5": ret(intraday, 5),
+            "ret_20": ret(intraday, 20),
+            "atr_14": atr(intraday, 14),
+            "vol_ratio_20": vol_ratio(intraday, 20),
+        },
+        "daily_features": {
+            "sma_20": sma(daily, 20),
+            "sma_60": sma(daily, 60),
+            "rsi_14": rsi(daily, 14),
+            "range_20d_pct": range_pct(daily, 20),
+        },
+        "references": price_volume_references(daily),
+    }
+
+
 def build_symbol_context(
     symbol: str,
     intraday: list[dict] | None,
@@ -256,44 +285,38 @@ def build_symbol_context(
     market: str,
     position: dict | None,
     include_frames: bool = False,
+    features: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One symbol's `agent.market_context.v1` (frames only when `include_frames`)."""
-    intraday = sorted_frames(intraday)
-    daily = sorted_frames(daily)
-    refs = price_volume_references(daily)
-    latest = _bar(intraday[-1], "close") if intraday else None
+    """One symbol's `agent.market_context.v1` (frames only when `include_frames`).
+
+    `features` is `bar_features` of these bars when the caller already has it; the context gets its
+    own copies, since the cycle adds to it."""
+    if features is None or features["symbol"] != symbol:
+        features = bar_features(symbol, intraday, daily)
+    refs = features["references"]
+    lines = list(refs["lines"])
     context = {
         "schema_version": "agent.market_context.v1",
-        "as_of_ts_ms": as_of_ts_ms(intraday),
+        "as_of_ts_ms": features["as_of_ts_ms"],
         "symbol": symbol,
         "market": market,
         "constraints": market_spec(market),
-        "latest_price": latest if latest and latest > 0 else None,
+        "latest_price": features["latest_price"],
         "intraday": {
-            **_batch_meta(intraday, "1m"),
-            "feature_snapshot": {
-                "ret_5": ret(intraday, 5),
-                "ret_20": ret(intraday, 20),
-                "atr_14": atr(intraday, 14),
-                "vol_ratio_20": vol_ratio(intraday, 20),
-            },
+            **_batch_meta(features["intraday"], "1m"),
+            "feature_snapshot": dict(features["intraday_features"]),
         },
         "daily": {
-            **_batch_meta(daily, "1d"),
-            "feature_snapshot": {
-                "sma_20": sma(daily, 20),
-                "sma_60": sma(daily, 60),
-                "rsi_14": rsi(daily, 14),
-                "range_20d_pct": range_pct(daily, 20),
-            },
-            "price_volume_windows": refs["windows"],
-            "price_volume_descriptions": refs["descriptions"],
-            "price_volume_reference_lines": refs["lines"],
-            "price_volume_reference_text": " ".join(refs["lines"]),
+            **_batch_meta(features["daily"], "1d"),
+            "feature_snapshot": dict(features["daily_features"]),
+            "price_volume_windows": {key: dict(row) for key, row in refs["windows"].items()},
+            "price_volume_descriptions": dict(refs["descriptions"]),
+            "price_volume_reference_lines": lines,
+            "price_volume_reference_text": " ".join(lines),
         },
         "position_state": dict(position) if position else position_state(symbol, None),
     }
     if include_frames:
-        context["intraday"]["frames"] = intraday
-        context["daily"]["frames"] = daily
+        context["intraday"]["frames"] = list(features["intraday"])
+        context["daily"]["frames"] = list(features["daily"])
     return context

@@ -17,6 +17,7 @@ from typing import Any
 from runtime_api.errors import ApiError
 from runtime_api.market.bars import DEFAULT_LIMIT, INTERVAL_MINUTES, INTERVALS, aggregate, clamp_limit, start_of, to_kline
 from runtime_api.market import sanity, session_freshness
+from runtime_api.market.bar_memo import BarMemo
 from runtime_api.market.daily import DailyHistory
 from runtime_api.market.live_files import LiveFileFrameProvider, wall_clock_ms
 from runtime_api.market.replay import ReplayEngine
@@ -147,6 +148,7 @@ class MarketDataService:
         # Daily bars aggregated from 1m bars, keyed by what they were built from: every agent asks
         # for the same symbols each cycle, and re-aggregating a day of bars each time cost ~100 ms.
         self._daily_cache: dict[str, tuple[tuple, list[dict]]] = {}
+        self.memo = BarMemo()
 
     @property
     def strict(self) -> bool:
@@ -262,8 +264,11 @@ class MarketDataService:
         (`session_freshness`), and have enough daily bars ending on the previous trading day."""
         now = self.now_ms()
         cn = market_of_symbol(symbol) == CN
-        intraday_reason = sanity.intraday_problem(symbol, intraday, daily, name) if cn else None
-        daily_reason = sanity.daily_problem(symbol, daily, name) if cn else None
+        intraday_reason, daily_reason = self.memo.get(
+            ("sanity", symbol, name), (intraday, daily),
+            lambda: (sanity.intraday_problem(symbol, intraday, daily, name), sanity.daily_problem(symbol, daily, name))
+            if cn else (None, None),
+        )
         if self.settings.live_mode:
             if not intraday:
                 intraday_reason = "symbol_missing"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime_api.decision.features import build_symbol_context, position_state
+from runtime_api.decision.features import bar_features, build_symbol_context, position_state
 
 from .helpers import series
 
@@ -86,3 +86,22 @@ def test_rsi_with_losses_and_unsorted_input():
     ctx = build_symbol_context("X", [], list(reversed(daily)), market="CN-A", position=None)
     # gains 7 x 2 = 14, losses 7 x 1 = 7 -> RS 2 -> RSI 66.6667
     assert ctx["daily"]["feature_snapshot"]["rsi_14"] == 66.6667
+
+
+def test_shared_bar_features_give_the_same_context_and_separate_copies():
+    intraday = series("600519.SH", "1m", [100 + i for i in range(25)])
+    daily = series("600519.SH", "1d", [200 + i for i in range(70)], volume=2_000)
+    shared = bar_features("600519.SH", intraday, daily)
+    fresh = build_symbol_context("600519.SH", intraday, daily, market="CN-A", position=None, include_frames=True)
+    a = build_symbol_context("600519.SH", intraday, daily, market="CN-A", position=None, include_frames=True, features=shared)
+    assert a == fresh
+    # One agent's cycle adds to its context; the next agent built from the same features never sees it.
+    a["intraday"]["feature_snapshot"]["ret_5"] = 99
+    a["daily"]["price_volume_windows"]["past_1d"]["price_change_pct"] = 99
+    a["daily"]["price_volume_reference_lines"].append("x")
+    a["intraday"]["frames"].clear()
+    b = build_symbol_context("600519.SH", intraday, daily, market="CN-A", position=None, include_frames=True, features=shared)
+    assert b == fresh
+    # Features of another symbol are not used by mistake.
+    other = build_symbol_context("000001.SZ", intraday, daily, market="CN-A", position=None, features=shared)
+    assert other["symbol"] == "000001.SZ"
