@@ -129,10 +129,17 @@ class Proc:
         return self.proc.returncode
 
 
-def runtime_proc(root: Path, port: int, *, env: dict[str, str] | None = None, cpu: int | None = None) -> Proc:
+# The show's own pace is the runtime's defaults for these (one bar a second, a cycle every 10 bars).
+PACE_KEYS = ("REPLAY_SPEED", "AGENT_DECISION_EVERY_BARS")
+
+
+def runtime_proc(root: Path, port: int, *, env: dict[str, str] | None = None, cpu: int | None = None,
+                 pace: str = "stress") -> Proc:
+    """`pace` "stress": FAST_CYCLING_ENV (50 times the show's decisions); "show": the runtime's defaults."""
+    cycling = FAST_CYCLING_ENV if pace == "stress" else {k: v for k, v in FAST_CYCLING_ENV.items() if k not in PACE_KEYS}
     full_env = clean_env({
         "ONLYTRADE_ROOT": str(root), "HOST": "127.0.0.1", "PORT": str(port), "CONTROL_API_TOKEN": TOKEN,
-        **FAST_CYCLING_ENV, **(env or {}),
+        **cycling, **(env or {}),
     })
     argv = [*pin_prefix(cpu), sys.executable, "-m", "runtime_api"]
     return Proc(argv, env=full_env, cwd=root, log_path=root / "server.log", base=f"http://127.0.0.1:{port}")

@@ -1,7 +1,7 @@
 """Boot-to-ready time and resident memory of the runtime, with every agent seeded and cycling fast.
 
-    /work/venv/bin/python bench/boot_and_rss.py                 # 5 boots, then 60 s of fast cycling
-    /work/venv/bin/python bench/boot_and_rss.py --runs 3 --seconds 30
+    .venv/bin/python bench/boot_and_rss.py                 # 5 boots, then 60 s of fast cycling
+    .venv/bin/python bench/boot_and_rss.py --runs 3 --seconds 30
 
 What it measures (loopback only; each server is a real `python -m runtime_api` under a temporary
 ONLYTRADE_ROOT holding copies of agents/ and data/replay/, as tests/e2e/server.py does):
