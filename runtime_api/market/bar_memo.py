@@ -1,8 +1,9 @@
 """Work that depends only on a run of bars, done once per run and shared by every agent.
 
 Each cycle every agent asks for its pool's bars, and within one replay bar (or one load of a live
-file) they get the very same slices of one index: the sanity checks and the bar features are the
-same for all of them, and were recomputed per agent (about a third of the cycling CPU).
+file) they get the very same slices of one index: the sanity checks, the bar features and daily
+bars aggregated from 1m bars are the same for all of them, and were recomputed per agent (the first
+two about a third of the cycling CPU).
 
 A run is identified by its length and its first and last bar objects. That names a run exactly when
 runs are contiguous slices of lists that are never edited in place — true of `BarIndex`, which a

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runtime_api.errors import ApiError
-from runtime_api.market.bars import DEFAULT_LIMIT, INTERVAL_MINUTES, INTERVALS, aggregate, clamp_limit, start_of, to_kline
+from runtime_api.market.bars import DEFAULT_LIMIT, INTERVAL_MINUTES, INTERVALS, aggregate, clamp_limit, to_kline
 from runtime_api.market import sanity, session_freshness
 from runtime_api.market.bar_memo import BarMemo
 from runtime_api.market.daily import DailyHistory
@@ -145,9 +145,8 @@ class MarketDataService:
         self.live = {CN: live_cn, US: live_us}
         self.daily = daily
         self.now_ms = now_ms or wall_clock_ms
-        # Daily bars aggregated from 1m bars, keyed by what they were built from: every agent asks
-        # for the same symbols each cycle, and re-aggregating a day of bars each time cost ~100 ms.
-        self._daily_cache: dict[str, tuple[tuple, list[dict]]] = {}
+        # Work on bars shared by every agent asking for the same ones (see bar_memo): daily bars
+        # aggregated from 1m bars (a day of bars re-aggregated per agent cost ~100 ms), sanity, features.
         self.memo = BarMemo()
 
     @property
@@ -202,12 +201,8 @@ class MarketDataService:
         if live:
             return live
         bars, mode, source = self._intraday(symbol, market, None)
-        key = (len(bars), start_of(bars[-1]) if bars else None, mode, source)
-        cached = self._daily_cache.get(symbol)
-        if cached is None or cached[0] != key:
-            cached = (key, aggregate(bars, "1d"))
-            self._daily_cache[symbol] = cached
-        return cached[1][-limit:], mode, source
+        daily = self.memo.get(("daily_from_1m", symbol), (bars,), lambda: aggregate(bars, "1d"))
+        return daily[-limit:], mode, source
 
     def get_frames(self, symbol: Any, interval: Any = "1m", limit: Any = DEFAULT_LIMIT, source: Any = None) -> dict:
         """The `market.frames.v1` envelope for a symbol; see the module docstring for the resolution order."""
@@ -264,11 +259,12 @@ class MarketDataService:
         (`session_freshness`), and have enough daily bars ending on the previous trading day."""
         now = self.now_ms()
         cn = market_of_symbol(symbol) == CN
-        intraday_reason, daily_reason = self.memo.get(
-            ("sanity", symbol, name), (intraday, daily),
-            lambda: (sanity.intraday_problem(symbol, intraday, daily, name), sanity.daily_problem(symbol, daily, name))
-            if cn else (None, None),
-        )
+        intraday_reason = daily_reason = None
+        if cn:
+            intraday_reason, daily_reason = self.memo.get(
+                ("sanity", symbol, name), (intraday, daily),
+                lambda: (sanity.intraday_problem(symbol, intraday, daily, name), sanity.daily_problem(symbol, daily, name)),
+            )
         if self.settings.live_mode:
             if not intraday:
                 intraday_reason = "symbol_missing"
