@@ -151,17 +151,23 @@ def baseline_proc(workdir: Path, port: int, *, cpu: int | None = None, body_byte
     return Proc(argv, env=clean_env({}), cwd=workdir, log_path=workdir / "baseline.log", base=f"http://127.0.0.1:{port}")
 
 
-def get_json(base: str, path: str, timeout: float = 5.0) -> tuple[int, dict | None]:
+def get_raw(base: str, path: str, *, headers: dict[str, str] | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
+    """(status, body as sent: urllib inflates nothing, so a gzip answer stays compressed); 0 when no answer."""
     try:
-        with urllib.request.urlopen(base + path, timeout=timeout) as r:
-            return r.status, json.loads(r.read())
+        with urllib.request.urlopen(urllib.request.Request(base + path, headers=headers or {}), timeout=timeout) as r:
+            return r.status, r.read()
     except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, json.loads(exc.read())
-        except ValueError:
-            return exc.code, None
-    except (urllib.error.URLError, OSError, ValueError):
-        return 0, None
+        return exc.code, exc.read()
+    except (urllib.error.URLError, OSError):
+        return 0, b""
+
+
+def get_json(base: str, path: str, timeout: float = 5.0) -> tuple[int, dict | None]:
+    status, raw = get_raw(base, path, timeout=timeout)
+    try:
+        return status, json.loads(raw)
+    except ValueError:  # an error without a JSON body keeps its status; a 200 that is not JSON counts as no answer
+        return (status, None) if status >= 400 else (0, None)
 
 
 def proc_status(pid: int | None) -> dict[str, int]:

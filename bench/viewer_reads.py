@@ -51,7 +51,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
-    BENCH, TOKEN, baseline_proc, cpu_counters, cpu_seconds, foreign_cpu, free_port, get_json, have_taskset, loop_stats,
+    BENCH, TOKEN, baseline_proc, cpu_counters, cpu_seconds, foreign_cpu, free_port, get_json, get_raw, have_taskset, loop_stats,
     make_root, mb, pin_prefix, proc_status, require_loopback, runtime_proc, total_cycles, tree_state, wait_quiet,
 )
 
@@ -181,8 +181,8 @@ def bench_endpoints(args, base: str, pid: int | None, pinned: bool, label: str) 
     for endpoint in args.endpoints:
         path = endpoint.removesuffix(GZIP_MARK)
         headers = ("Accept-Encoding: gzip",) if endpoint.endswith(GZIP_MARK) else ()
-        status, body_bytes = body_size(base, path, headers)
-        row: dict = {"endpoint": endpoint, "pass": label, "body_bytes": body_bytes}
+        status, body = get_raw(base, path, headers=dict(h.split(": ", 1) for h in headers))
+        row: dict = {"endpoint": endpoint, "pass": label, "body_bytes": len(body)}
         if status != 200:
             row["skipped"] = f"HTTP {status or 'no answer'} before load; skipped"
             rows.append(row)
@@ -211,21 +211,6 @@ def bench_endpoints(args, base: str, pid: int | None, pinned: bool, label: str) 
         print(f"  {endpoint}: {r['bytes'] / max(1, r['requests']) / 1000:.1f} KB/response, {r['rps']:.0f} req/s p50 {ms(r['latency_us']['p50'])} ms p99 {ms(r['latency_us']['p99'])} ms"
               f" stalls>20ms {row['loop_stalls']} cycles {row['cycles']} other-CPU {row['other_cores']} steal {row['steal_cores']} cores", flush=True)
     return rows
-
-
-def body_size(base: str, path: str, headers: tuple[str, ...]) -> tuple[int, int]:
-    """(status, bytes of the body as sent: compressed when the headers ask for gzip)."""
-    import urllib.error
-    import urllib.request
-
-    req = urllib.request.Request(base + path, headers=dict(h.split(": ", 1) for h in headers))
-    try:
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return r.status, len(r.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, 0
-    except OSError:
-        return 0, 0
 
 
 def size_buckets(rows: list[dict]) -> list[int]:
@@ -259,7 +244,7 @@ def median_rows(rounds: list[list[dict]]) -> list[dict]:
         p99s = sorted(r["latency_us"]["p99"] for r in done)
         row["latency_us"] = {**row["latency_us"], "p99": p99s[len(p99s) // 2]}
         row["loop_stalls"] = sorted(r.get("loop_stalls") or 0 for r in done)[len(done) // 2]
-        row["rounds"] = [{"rps": round(r["rps"]), "p99_ms": round(r["latency_us"]["p99"] / 1000, 2)} for r in rows if not r.get("skipped")]
+        row["rounds"] = [{"rps": round(r["rps"]), "p99_ms": round(r["latency_us"]["p99"] / 1000, 2)} for r in done]
         merged.append(row)
     return merged
 
