@@ -19,12 +19,6 @@ browser does), compressed once per ETag: 500 bars of frames are 69 KB as JSON an
 that compressed, and a read's cost is its bytes. Such routes say `Vary: Accept-Encoding`, and the
 compressed representation has its own strong ETag (`"<digest>-gz"`); If-None-Match accepts either,
 since both stand for the same state version.
-
-When the state moves on (every replay bar or decision), the first GET of a read builds the new
-answer; a GET of the same read that arrives while that build runs is given the answer it replaces,
-if that one is younger than max-age (what nginx's `proxy_cache_use_stale updating` does, and no
-staler than the max-age already allows). The herd of viewers behind a state change therefore
-costs one build, not one trip each through the router to wait on it.
 """
 
 from __future__ import annotations
@@ -111,7 +105,6 @@ class _Read:
     etag: bytes | None = None  # from the state version, before the build
     from_body: bool = False  # no cheap version: the ETag is hashed from the body after the build
     # neither: the version function refused the request (e.g. an unknown trader), the route answers
-    identity: tuple[str, bytes, bool] | None = None  # (path, raw query, gzip?): the same read, any version
 
 
 _READ = "http_cache.read"
@@ -126,10 +119,8 @@ class HttpCache:
     """
 
     def __init__(self, app: ASGIApp, policies: dict[str, Policy], ctx_of: Callable[[Scope], Any] | None = None,
-                 boot_tag: str = "", registry: dict | None = None):
+                 boot_tag: str = ""):
         self.app = app
-        if registry is not None:  # where runtime status finds the counters (see `status`)
-            registry["http_cache"] = self
         self._exact = {path: (path, p) for path, p in policies.items() if "{" not in path}
         self._patterns = [(_compile(path), path, p) for path, p in policies.items() if "{" in path]
         self._ctx_of = ctx_of or (lambda scope: scope["app"].state.ctx)
@@ -139,20 +130,12 @@ class HttpCache:
         # router, the route or a response object, for at most the route's max-age.
         self._responses: dict[tuple[bytes, bool], tuple[float, list, bytes]] = {}
         self._response_bytes = 0
-        # A read's identity -> the key of its newest kept answer, and the reads being rebuilt now.
-        self._newest: dict[tuple[str, bytes, bool], tuple[bytes, bool]] = {}
-        self._rebuilding: dict[tuple[str, bytes, bool], int] = {}
         self._ages_of: Any = None
         self._ages: dict[str, tuple[int, bytes]] = {}
         self._queries: dict[bytes, dict[str, str]] = {}
         self._etags: dict[tuple, bytes] = {}
         self.response_hits = 0
         self.response_misses = 0
-        self.previous_answers = 0  # answered with the answer being replaced, while its rebuild ran
-
-    def status(self) -> dict[str, int]:
-        return {"kept_answers": self.response_hits, "rebuilds": self.response_misses,
-                "previous_answers": self.previous_answers}
 
     def match(self, path: str) -> tuple[str, Policy, dict[str, str]] | None:
         """(route template, policy, path params) of a public read, else None."""
@@ -178,22 +161,11 @@ class HttpCache:
             return _not_modified(matched, read.cache_control)
         if scope["method"] != "GET" or read.max_age <= 0:
             return None
-        read.identity = (scope["path"], scope.get("query_string", b""), read.gzip_ok)
         stored = self._responses.get((read.etag, read.gzip_ok))
-        previous = stored is None and read.identity in self._rebuilding
-        if previous:
-            newest = self._newest.get(read.identity)
-            stored = self._responses.get(newest) if newest is not None else None
         if stored is None or time.monotonic() - stored[0] >= read.max_age:
             return None
+        self.response_hits += 1
         scope["route_label"] = read.label  # no router ran: what the request metrics count it as
-        if previous:
-            self.previous_answers += 1
-            matched = self._matching(read.if_none_match, newest[0])  # type: ignore[index]
-            if matched is not None:
-                return _not_modified(matched, read.cache_control)
-        else:
-            self.response_hits += 1
         return 200, stored[1], stored[2]
 
     def _resolve(self, scope: Scope) -> _Read | None:
@@ -240,19 +212,10 @@ class HttpCache:
         if read.from_body:
             await self._body_hashed(scope, receive, send, read)
             return
-        identity = read.identity
-        if identity is None:  # HEAD, or max-age 0: nothing is kept
-            await self.app(scope, receive, self._encoding_send(send, read.etag, read.cache_control, read.gzip_ok))
-            return
-        self.response_misses += 1
-        send = self._keeping(send, (read.etag, read.gzip_ok), identity)
-        self._rebuilding[identity] = self._rebuilding.get(identity, 0) + 1
-        try:
-            await self.app(scope, receive, self._encoding_send(send, read.etag, read.cache_control, read.gzip_ok))
-        finally:
-            left = self._rebuilding.pop(identity) - 1
-            if left:
-                self._rebuilding[identity] = left
+        if scope["method"] == "GET" and read.max_age > 0:
+            self.response_misses += 1
+            send = self._keeping(send, (read.etag, read.gzip_ok))
+        await self.app(scope, receive, self._encoding_send(send, read.etag, read.cache_control, read.gzip_ok))
 
     def _max_age(self, settings, kind: str) -> tuple[int, bytes]:
         """(max-age, Cache-Control) of a class; settings are frozen, so computed once per settings."""
@@ -292,9 +255,8 @@ class HttpCache:
                 self._etags[key] = etag
         return etag
 
-    def _keeping(self, send: Send, key: tuple[bytes, bool], identity: tuple[str, bytes, bool]) -> Send:
-        """Pass the response on, and keep a 200 sent in one body message as the answer for its ETag
-        (and as the newest answer of its read)."""
+    def _keeping(self, send: Send, key: tuple[bytes, bool]) -> Send:
+        """Pass the response on, and keep a 200 sent in one body message as the answer for its ETag."""
         head: Message | None = None
 
         async def keeping(message: Message) -> None:
@@ -304,7 +266,6 @@ class HttpCache:
             elif message["type"] == "http.response.body" and head is not None:
                 if not message.get("more_body"):
                     self._keep(key, head.get("headers", []), message.get("body", b""))
-                    self._newest[identity] = key
                 head = None
             await send(message)
 
@@ -313,7 +274,6 @@ class HttpCache:
     def _keep(self, key: tuple[bytes, bool], headers: list, body: bytes) -> None:
         if len(self._responses) >= RESPONSE_CACHE_ENTRIES or self._response_bytes + len(body) > RESPONSE_CACHE_BYTES:
             self._responses.clear()
-            self._newest.clear()
             self._response_bytes = 0
         old = self._responses.get(key)
         self._response_bytes += len(body) - (len(old[2]) if old else 0)

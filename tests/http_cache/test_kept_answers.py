@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
-import anyio
 import pytest
 
 from api.conftest import data_of, make_settings, open_api
@@ -89,83 +86,3 @@ async def test_the_room_packet_is_kept_while_the_hub_holds_it_fresh(api):
     for bad in ("/api/rooms/t_999/stream-packet", "/api/rooms/..%2F/stream-packet"):
         resp = await api.get(bad)
         assert resp.status_code in (400, 404) and resp.headers["cache-control"] == "no-store"
-
-
-class HeldBuild:
-    """The frames route's build, held in its worker thread until `release()`."""
-
-    def __init__(self, market):
-        self.entered, self._go = threading.Event(), threading.Event()
-        real = market.get_frames
-
-        def held(*args, **kwargs):
-            self.entered.set()
-            self._go.wait(10)
-            return real(*args, **kwargs)
-
-        self.get_frames = held
-
-    async def started(self) -> None:
-        while not self.entered.is_set():
-            await anyio.sleep(0.005)
-
-    def release(self) -> None:
-        self._go.set()
-
-
-async def test_a_read_asked_while_its_new_answer_builds_gets_the_answer_it_replaces(api, monkeypatch):
-    """The herd behind a state change: one request builds, the others are answered at once with
-    the previous answer (younger than max-age), never with a stale one older than that."""
-    params = {"symbol": "600519.SH", "interval": "1m", "limit": "50"}
-    first = await api.get("/api/market/frames", params=params)
-    build = HeldBuild(api.ctx.svc.market)
-    monkeypatch.setattr(api.ctx.svc.market, "get_frames", build.get_frames)
-    data_of(await api.control("/api/agent/runtime/kill-switch", {"action": "activate", "reason": "herd"}))
-    http_cache = _http_cache(api.app)
-    results = {}
-
-    async def rebuild():
-        results["new"] = await api.get("/api/market/frames", params=params)
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(rebuild)
-        await build.started()
-        during = await api.get("/api/market/frames", params=params)
-        revalidated = await api.get("/api/market/frames", params=params, headers={"if-none-match": first.headers["etag"]})
-        build.release()
-    assert during.status_code == 200 and during.content == first.content
-    assert during.headers["etag"] == first.headers["etag"]  # the answer it is, with its own ETag
-    assert revalidated.status_code == 304
-    assert http_cache.previous_answers == 2
-    assert results["new"].headers["etag"] != first.headers["etag"]
-    after = await api.get("/api/market/frames", params=params)
-    assert after.headers["etag"] == results["new"].headers["etag"]  # the rebuild is the newest now
-    data_of(await api.control("/api/agent/runtime/kill-switch", {"action": "deactivate"}))
-    counters = data_of(await api.get("/api/agent/runtime/status"))["response_cache"]
-    assert counters["previous_answers"] == 2 and counters["kept_answers"] >= 1 and counters["rebuilds"] >= 2
-
-
-async def test_the_answer_being_replaced_is_never_older_than_max_age(api, monkeypatch):
-    params = {"symbol": "600519.SH", "interval": "1m", "limit": "40"}
-    first = await api.get("/api/market/frames", params=params)
-    build = HeldBuild(api.ctx.svc.market)
-    http_cache = _http_cache(api.app)
-    for key, (kept_at, headers, body) in list(http_cache._responses.items()):
-        http_cache._responses[key] = (kept_at - 60, headers, body)  # kept a minute ago: past any max-age
-    monkeypatch.setattr(api.ctx.svc.market, "get_frames", build.get_frames)
-    data_of(await api.control("/api/agent/runtime/kill-switch", {"action": "activate", "reason": "old"}))
-    done = []
-
-    async def read():
-        done.append((await api.get("/api/market/frames", params=params)).headers["etag"])
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(read)  # the rebuild
-        await build.started()
-        tg.start_soon(read)  # no answer young enough to stand in: it waits for the build
-        await anyio.sleep(0.05)
-        assert done == [] and http_cache.previous_answers == 0
-        build.release()
-    assert len(done) == 2 and done[0] == done[1] != first.headers["etag"]
-    data_of(await api.control("/api/agent/runtime/kill-switch", {"action": "deactivate"}))
-    assert (await api.get("/api/market/frames", params=params)).headers["etag"] != first.headers["etag"]
