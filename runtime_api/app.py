@@ -174,7 +174,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         front=[Middleware(StreamLane, routes=routes, on_api_error=on_api_error,
                           wrap=lambda inner: ObservabilityMiddleware(inner, instruments)),
                Middleware(ObservabilityMiddleware, instruments=instruments),
-               Middleware(HttpCache, policies=RUNTIME_POLICIES, boot_tag=str(ctx.svc.boot_ms))],
+               Middleware(HttpCache, policies=RUNTIME_POLICIES, boot_tag=str(ctx.svc.boot_ms), found_in=ctx.extra)],
     )
     app.state.ctx = ctx
     if settings.viewer_bus_url:  # VIEWER_BUS_URL: publish what viewers see for onlytrade-edge

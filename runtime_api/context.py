@@ -48,10 +48,14 @@ class AppContext:
         return (self.svc.registry.version, self.svc.memory.version, self.runtime.version, self.svc.kill_switch.active)
 
     def replay_version(self) -> tuple:
-        """State version plus the replay's own state, read from attributes (status() builds a dict)."""
+        """State version plus the replay's own state."""
+        return self.state_version() + (self.replay_state(),)
+
+    def replay_state(self) -> tuple | None:
+        """The replay's cursor and controls, read from attributes (status() builds a dict): what
+        market reads depend on, and nothing that moves with the agents' decisions."""
         r = self.svc.replay
-        replay = (r.cursor, r.running, r.speed, r.loop, r.completed) if r else None
-        return self.state_version() + (replay,)
+        return (r.cursor, r.running, r.speed, r.loop, r.completed, id(r.index)) if r else None
 
     # ---- trader lookups -------------------------------------------------------------------
 

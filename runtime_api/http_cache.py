@@ -13,6 +13,7 @@ The ETag stands for the whole answer, so a GET whose ETag was answered less than
 max-age ago gets the same headers and body again straight from here, as the nginx micro-cache in
 front would serve it: no router, no route, no response object (most of what a read cost). A
 version function that missed some state could make an answer at most max-age stale, never more.
+Kept answers are filed per URL, so a newer version replaces the older one instead of piling up.
 
 A public JSON body of a kilobyte or more goes out gzip-compressed to a client that accepts it (every
 browser does), compressed once per ETag: 500 bars of frames are 69 KB as JSON and about a tenth of
@@ -23,6 +24,7 @@ since both stand for the same state version.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import gzip
 import hashlib
@@ -102,6 +104,7 @@ class _Read:
     cache_control: bytes
     if_none_match: str | None
     gzip_ok: bool
+    url: tuple[str, bytes] = ("", b"")  # (path, raw query): what the kept answers are filed under
     etag: bytes | None = None  # from the state version, before the build
     from_body: bool = False  # no cheap version: the ETag is hashed from the body after the build
     # neither: the version function refused the request (e.g. an unknown trader), the route answers
@@ -119,23 +122,35 @@ class HttpCache:
     """
 
     def __init__(self, app: ASGIApp, policies: dict[str, Policy], ctx_of: Callable[[Scope], Any] | None = None,
-                 boot_tag: str = ""):
+                 boot_tag: str = "", found_in: dict | None = None):
         self.app = app
+        if found_in is not None:  # where the metrics collector finds this instance
+            found_in["http_cache"] = self
         self._exact = {path: (path, p) for path, p in policies.items() if "{" not in path}
         self._patterns = [(_compile(path), path, p) for path, p in policies.items() if "{" in path]
         self._ctx_of = ctx_of or (lambda scope: scope["app"].state.ctx)
         self._boot = boot_tag or str(time.time_ns())
-        self._gzipped: dict[bytes, bytes] = {}  # ETag -> the compressed body of that representation
-        # (ETag, gzip?) -> (kept at, headers, body): a repeat GET is answered here, without the
-        # router, the route or a response object, for at most the route's max-age.
-        self._responses: dict[tuple[bytes, bool], tuple[float, list, bytes]] = {}
+        # One entry per URL (path, raw query), never per version: a new version replaces the old
+        # one, so a read whose state moves ten times a second (frames under a fast replay) holds
+        # one body here, not the last thousand.
+        self._gzipped: dict[tuple[str, bytes], tuple[bytes, bytes]] = {}  # URL -> (gzip ETag, compressed body)
+        # (URL, gzip?) -> (ETag, kept at, headers, body): a repeat GET is answered here, without
+        # the router, the route or a response object, for at most the route's max-age.
+        self._responses: dict[tuple[str, bytes, bool], tuple[bytes, float, list, bytes]] = {}
         self._response_bytes = 0
         self._ages_of: Any = None
         self._ages: dict[str, tuple[int, bytes]] = {}
         self._queries: dict[bytes, dict[str, str]] = {}
         self._etags: dict[tuple, bytes] = {}
+        # (URL, gzip?) -> (ETag, the answer once kept) of a GET on its way through the app: a GET
+        # for the same URL and ETag meanwhile waits for that answer instead of taking the whole
+        # way itself (after every state change, each waiting viewer would otherwise rebuild its
+        # own request, response and headers for the same bytes).
+        self._flights: dict[tuple[str, bytes, bool], tuple[bytes, asyncio.Future]] = {}
         self.response_hits = 0
         self.response_misses = 0
+        self.response_joins = 0
+        self.not_modified = 0
 
     def match(self, path: str) -> tuple[str, Policy, dict[str, str]] | None:
         """(route template, policy, path params) of a public read, else None."""
@@ -157,16 +172,17 @@ class HttpCache:
             return None
         matched = self._matching(read.if_none_match, read.etag)
         if matched is not None:
+            self.not_modified += 1
             scope["route_label"] = read.label
             return _not_modified(matched, read.cache_control)
         if scope["method"] != "GET" or read.max_age <= 0:
             return None
-        stored = self._responses.get((read.etag, read.gzip_ok))
-        if stored is None or time.monotonic() - stored[0] >= read.max_age:
+        stored = self._responses.get((*read.url, read.gzip_ok))
+        if stored is None or stored[0] != read.etag or time.monotonic() - stored[1] >= read.max_age:
             return None
         self.response_hits += 1
         scope["route_label"] = read.label  # no router ran: what the request metrics count it as
-        return 200, stored[1], stored[2]
+        return 200, stored[2], stored[3]
 
     def _resolve(self, scope: Scope) -> _Read | None:
         if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
@@ -180,12 +196,12 @@ class HttpCache:
         max_age, cache_control = self._max_age(ctx.settings, policy.max_age)
         if_none_match, accept_encoding = _request_headers(scope)
         mounted = path.startswith(PREFIX + "/")
+        raw_query = scope.get("query_string", b"")
         read = _Read(PREFIX + template if mounted else template, max_age, cache_control, if_none_match,
-                     accepts_gzip(accept_encoding))
+                     accepts_gzip(accept_encoding), (path, raw_query))
         if policy.version is BODY:
             read.from_body = True
             return read
-        raw_query = scope.get("query_string", b"")
         try:
             version = policy.version(ctx, params, self._query(raw_query))  # type: ignore[operator]
         except ApiError:  # e.g. an unknown trader: the route answers its own 404
@@ -209,13 +225,43 @@ class HttpCache:
         if read is None or (read.etag is None and not read.from_body):
             await self.app(scope, receive, _with_headers(send, None, NO_STORE))
             return
-        if read.from_body:
-            await self._body_hashed(scope, receive, send, read)
+        if scope["method"] != "GET":  # HEAD: answered by the route, never kept or joined
+            await self._through_app(scope, receive, send, read, None)
             return
-        if scope["method"] == "GET" and read.max_age > 0:
-            self.response_misses += 1
-            send = self._keeping(send, (read.etag, read.gzip_ok))
-        await self.app(scope, receive, self._encoding_send(send, read.etag, read.cache_control, read.gzip_ok))
+        key = (*read.url, read.gzip_ok)
+        flight = self._flights.get(key)
+        if flight is not None and flight[0] == read.etag:  # the same version (or both hashed from the body)
+            joined = await asyncio.shield(flight[1])
+            if joined is not None:  # the answer the first request got, sent as a repeat would get it
+                self.response_joins += 1
+                scope["route_label"] = read.label
+                etag, headers, body = joined
+                matched = self._matching(read.if_none_match, etag)
+                await _send_answer(send, _not_modified(matched, read.cache_control) if matched else (200, headers, body))
+                return
+            # the first request got no answer to share (an error, a stream, a disconnect): go the whole way
+            await self._through_app(scope, receive, send, read, None)
+            return
+        landed: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._flights[key] = (read.etag, landed)
+        self.response_misses += 1
+        try:
+            await self._through_app(scope, receive, send, read, landed)
+        finally:
+            if self._flights.get(key, (None, None))[1] is landed:
+                del self._flights[key]
+            if not landed.done():
+                landed.set_result(None)
+
+    async def _through_app(self, scope: Scope, receive: Receive, send: Send, read: _Read,
+                           landed: asyncio.Future | None) -> None:
+        """The route builds the answer; `landed` gets it for the requests that joined this one."""
+        if read.from_body:
+            await self._body_hashed(scope, receive, send, read, landed)
+            return
+        assert read.etag is not None
+        keep = (*read.url, read.gzip_ok) if scope["method"] == "GET" and read.max_age > 0 else None
+        await self.app(scope, receive, self._encoding_send(self._recording(send, read.etag, landed, keep), read, read.etag))
 
     def _max_age(self, settings, kind: str) -> tuple[int, bytes]:
         """(max-age, Cache-Control) of a class; settings are frozen, so computed once per settings."""
@@ -255,29 +301,36 @@ class HttpCache:
                 self._etags[key] = etag
         return etag
 
-    def _keeping(self, send: Send, key: tuple[bytes, bool]) -> Send:
-        """Pass the response on, and keep a 200 sent in one body message as the answer for its ETag."""
+    def _recording(self, send: Send, etag: bytes, landed: asyncio.Future | None,
+                   keep: tuple[str, bytes, bool] | None) -> Send:
+        """Pass the response on; a 200 sent in one body message is kept as the answer for its ETag
+        (`keep`) and handed to the requests that joined this one (`landed`)."""
         head: Message | None = None
 
-        async def keeping(message: Message) -> None:
+        async def recording(message: Message) -> None:
             nonlocal head
             if message["type"] == "http.response.start":
                 head = message if message["status"] == 200 else None
             elif message["type"] == "http.response.body" and head is not None:
                 if not message.get("more_body"):
-                    self._keep(key, head.get("headers", []), message.get("body", b""))
+                    headers, body = list(head.get("headers", [])), message.get("body", b"")
+                    if keep is not None:
+                        self._keep(keep, etag, headers, body)
+                    if landed is not None and not landed.done():
+                        landed.set_result((etag, headers, body))
                 head = None
             await send(message)
 
-        return keeping
+        return recording
 
-    def _keep(self, key: tuple[bytes, bool], headers: list, body: bytes) -> None:
-        if len(self._responses) >= RESPONSE_CACHE_ENTRIES or self._response_bytes + len(body) > RESPONSE_CACHE_BYTES:
-            self._responses.clear()
-            self._response_bytes = 0
+    def _keep(self, key: tuple[str, bytes, bool], etag: bytes, headers: list, body: bytes) -> None:
         old = self._responses.get(key)
-        self._response_bytes += len(body) - (len(old[2]) if old else 0)
-        self._responses[key] = (time.monotonic(), list(headers), body)
+        if old is None and (len(self._responses) >= RESPONSE_CACHE_ENTRIES
+                            or self._response_bytes + len(body) > RESPONSE_CACHE_BYTES):
+            self._responses.clear()  # a scan of distinct URLs: start again
+            self._response_bytes = 0
+        self._response_bytes += len(body) - (len(old[3]) if old else 0)
+        self._responses[key] = (etag, time.monotonic(), headers, body)
 
     def _matching(self, if_none_match: str | None, etag: bytes) -> bytes | None:
         """The representation's ETag (identity or gzip) that If-None-Match names, if any."""
@@ -288,9 +341,10 @@ class HttpCache:
                 return candidate
         return None
 
-    def _encoding_send(self, send: Send, etag: bytes, cache_control: bytes, gzip_ok: bool) -> Send:
+    def _encoding_send(self, send: Send, read: _Read, etag: bytes) -> Send:
         """Headers of a public read; a large JSON 200 in one body message is gzipped when accepted."""
         start: Message | None = None
+        cache_control, gzip_ok = read.cache_control, read.gzip_ok
 
         async def wrapped(message: Message) -> None:
             nonlocal start
@@ -311,12 +365,14 @@ class HttpCache:
                 await send(message)
                 return
             tag = _gz_etag(etag)
-            packed = self._gzipped.get(tag)
-            if packed is None:
+            found = self._gzipped.get(read.url)
+            if found is not None and found[0] == tag:
+                packed = found[1]
+            else:
                 packed = gzip.compress(body, GZIP_LEVEL, mtime=0)
-                if len(self._gzipped) >= GZIP_CACHE_ENTRIES:
+                if found is None and len(self._gzipped) >= GZIP_CACHE_ENTRIES:
                     self._gzipped.clear()
-                self._gzipped[tag] = packed
+                self._gzipped[read.url] = (tag, packed)
             headers = [(k, v) for k, v in headers if k.lower() != b"content-length"]
             headers += [(b"content-encoding", b"gzip"), (b"content-length", str(len(packed)).encode())]
             await _with_headers(send, tag, cache_control)({**head, "headers": headers})
@@ -324,7 +380,8 @@ class HttpCache:
 
         return wrapped
 
-    async def _body_hashed(self, scope: Scope, receive: Receive, send: Send, read: _Read) -> None:
+    async def _body_hashed(self, scope: Scope, receive: Receive, send: Send, read: _Read,
+                           landed: asyncio.Future | None) -> None:
         start: Message | None = None
         chunks: list[bytes] = []
 
@@ -350,7 +407,7 @@ class HttpCache:
             if matched is not None:
                 await _send_answer(send, _not_modified(matched, read.cache_control))
                 return
-            encoding_send = self._encoding_send(send, etag, read.cache_control, read.gzip_ok)
+            encoding_send = self._encoding_send(self._recording(send, etag, landed, None), read, etag)
             await encoding_send(start)
             await encoding_send({"type": "http.response.body", "body": body})
 

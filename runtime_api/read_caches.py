@@ -7,13 +7,19 @@
   them at most that old, as any cache in front would show them).
 * Market frames and klines: encoded once per symbol, interval, limit, source and replay cursor (in
   live mode: per status max-age bucket, the live file being re-read on its own refresh gap), in a
-  worker thread, single-flight, so a herd asking for 500 bars costs one encode.
+  worker thread, single-flight, so a herd asking for 500 bars costs one encode. Each encode reuses
+  the previous one's bytes for every bar it still shows (the window slides by a bar per version),
+  so a new version costs the new bars, not 500: its build holds the GIL, and every request of the
+  herd waits for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections.abc import Callable, Hashable
+from typing import Any
 
 import anyio
 
@@ -24,6 +30,7 @@ from .responses import JSONResponse, ok_bytes, to_json
 log = logging.getLogger("onlytrade.read_caches")
 
 KEY = "freshness_schedule"
+PIECES_KEY = "bar_pieces"
 
 
 class FreshnessSchedule:
@@ -83,10 +90,53 @@ async def runtime_status_response(ctx) -> JSONResponse:
 # ---- frames ---------------------------------------------------------------------------------
 
 
+class BarPieces:
+    """The JSON of a list of bars as the join of each bar's own encoding, kept per read between builds.
+
+    A piece is reused only for the very same bar object: index slices and live-file loads hand out
+    the bars they hold and never edit one in place (a reload builds new ones), and the entry keeps
+    its bars alive, so an identity is never taken over by another bar. Only the previous build's
+    bars are kept per read: memory stays one window per read.
+    """
+
+    MAX_READS = 256
+
+    def __init__(self):
+        self._reads: dict[Hashable, dict[int, tuple[dict, bytes]]] = {}
+        self._lock = threading.Lock()  # builds of two versions of one read may overlap
+        self.reused = 0
+        self.encoded = 0
+
+    def encode(self, read: Hashable, bars: list[dict], convert: Callable[[dict], Any] | None = None) -> bytes:
+        """`to_json([convert(bar) for bar in bars])`, byte for byte."""
+        previous = self._reads.get(read) or {}
+        pieces: list[bytes] = []
+        kept: dict[int, tuple[dict, bytes]] = {}
+        reused = 0
+        for bar in bars:
+            hit = previous.get(id(bar))
+            if hit is not None and hit[0] is bar:
+                piece = hit[1]
+                reused += 1
+            else:
+                piece = to_json(convert(bar) if convert else bar)
+            pieces.append(piece)
+            kept[id(bar)] = (bar, piece)
+        with self._lock:
+            if read not in self._reads and len(self._reads) >= self.MAX_READS:
+                self._reads.clear()
+            self._reads[read] = kept
+            self.reused += reused
+            self.encoded += len(bars) - reused
+        return b"[" + b",".join(pieces) + b"]"
+
+
 def frames_version(ctx) -> tuple:
     if ctx.settings.live_mode:
         return (ctx.svc.kill_switch.active, time_bucket(ctx.settings.http_cache_status_max_age_s))
-    return ctx.replay_version()
+    # Bars move with the cursor, not with the agents: a decision (every state version) rebuilt
+    # 500 bars that had not changed.
+    return (ctx.svc.kill_switch.active, ctx.replay_state())
 
 
 def frames_key(kind: str, query) -> tuple:
@@ -104,9 +154,15 @@ async def frames_response(ctx, kind: str, query) -> JSONResponse:
     key = frames_key(kind, query)
     _, symbol, interval, limit, source = key
 
+    pieces = ctx.extra.get(PIECES_KEY)
+    if pieces is None:
+        pieces = ctx.extra[PIECES_KEY] = BarPieces()
+
     def build() -> bytes:
         envelope = ctx.svc.market.get_frames(symbol, interval, limit, source=source)
-        data = envelope if kind == "frames" else [to_kline(bar) for bar in envelope["frames"]]
-        return ok_bytes(to_json(data))
+        if kind == "klines":
+            return ok_bytes(pieces.encode(key, envelope["frames"], to_kline))
+        head = to_json({k: v for k, v in envelope.items() if k != "frames"})[:-1]  # "{...", its "}" follows the bars
+        return ok_bytes(head + (b"," if len(head) > 1 else b"") + b'"frames":' + pieces.encode(key, envelope["frames"]) + b"}")
 
     return JSONResponse(await ctx.cache.get_async(key, frames_version(ctx), build))

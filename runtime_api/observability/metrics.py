@@ -144,6 +144,7 @@ class RuntimeCollector:
         yield from self._control(ctx, rt)
         yield from self._live(ctx, now_ms)
         yield from self._viewers(ctx)
+        yield from self._http_cache(ctx)
 
         loop = ctx.loop_monitor.status()
         lag = GaugeMetricFamily(f"{NS}_event_loop_lag_seconds", "Event-loop lag over the monitor's window", labels=["stat"])
@@ -222,6 +223,20 @@ class RuntimeCollector:
         subs.add_metric(["market"], streams.market.stats()["subscribers"])
         yield subs
         yield dropped
+
+
+    def _http_cache(self, ctx):
+        cache = ctx.extra.get("http_cache")
+        if cache is None:  # no request yet: Starlette builds its middleware on the first one
+            return
+        answers = CounterMetricFamily(f"{NS}_http_cache_answers", "Public GETs by how the cache answered: not_modified "
+                                      "(304), kept (a kept answer), joined (waited for the same read's answer), built "
+                                      "(went through the route)", labels=["how"])
+        answers.add_metric(["not_modified"], cache.not_modified)
+        answers.add_metric(["kept"], cache.response_hits)
+        answers.add_metric(["joined"], cache.response_joins)
+        answers.add_metric(["built"], cache.response_misses)
+        yield answers
 
 
 def build_registry(ctx, build: dict) -> tuple[CollectorRegistry, Instruments]:

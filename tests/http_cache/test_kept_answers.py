@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from api.conftest import data_of, make_settings, open_api
@@ -86,3 +88,44 @@ async def test_the_room_packet_is_kept_while_the_hub_holds_it_fresh(api):
     for bad in ("/api/rooms/t_999/stream-packet", "/api/rooms/..%2F/stream-packet"):
         resp = await api.get(bad)
         assert resp.status_code in (400, 404) and resp.headers["cache-control"] == "no-store"
+
+
+async def test_a_new_version_replaces_the_answer_kept_for_its_url(api):
+    """Kept answers are one per URL, not one per version: a read whose state keeps moving (frames
+    under a fast replay) would otherwise hold every past body until the byte cap."""
+    etags = set()
+    for n in range(4):
+        action = "activate" if n % 2 == 0 else "deactivate"
+        data_of(await api.control("/api/agent/runtime/kill-switch", {"action": action, "reason": "versions"}))
+        etags.add((await api.get("/api/competition")).headers["etag"])
+        assert (await api.get("/api/competition")).headers["etag"] in etags  # the kept answer
+    assert len(etags) >= 3  # each toggle was a new version
+    http_cache = _http_cache(api.app)
+    kept = [key for key in http_cache._responses if key[0] == "/api/competition"]
+    assert len(kept) == 1
+    assert http_cache._response_bytes == sum(len(entry[3]) for entry in http_cache._responses.values())
+
+
+async def test_concurrent_misses_for_one_url_join_the_first_instead_of_each_taking_the_whole_way(api):
+    """After a state change every waiting viewer misses at once; one request goes through the app
+    and the rest get its kept answer (the same bytes, their own request ids)."""
+    params = {"symbol": "600519.SH", "interval": "1m", "limit": "500"}
+    data_of(await api.control("/api/replay/runtime/control", {"action": "pause"}))
+    await api.get("/api/competition")  # builds the middleware stack
+    http_cache = _http_cache(api.app)
+    misses, joins = http_cache.response_misses, http_cache.response_joins
+    answers = await asyncio.gather(*(api.get("/api/market/frames", params=params) for _ in range(20)))
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.content for a in answers}) == 1 and len({a.headers["etag"] for a in answers}) == 1
+    assert len({a.headers["x-request-id"] for a in answers}) == 20
+    assert http_cache.response_misses == misses + 1
+    assert http_cache.response_joins == joins + 19
+    assert not http_cache._flights  # nothing left behind
+
+
+async def test_requests_that_joined_a_failing_one_get_their_own_answer(api):
+    params = {"symbol": "NOT-A-SYMBOL", "interval": "1m"}
+    answers = await asyncio.gather(*(api.get("/api/market/frames", params=params) for _ in range(10)))
+    assert len({a.status_code for a in answers}) == 1 and answers[0].status_code in (400, 404)
+    assert {a.json()["success"] for a in answers} == {False}
+    assert not _http_cache(api.app)._flights

@@ -169,3 +169,15 @@ async def test_a_made_up_method_counts_as_other(root):
         values = samples((await c.get("/metrics")).text)
     assert total(values, "onlytrade_http_requests_total", method="other", status="405") == 3
     assert not any(dict(labels).get("method") in ("BREW", "PROPFIND", "X-1") for (_, labels) in values)
+
+
+async def test_http_cache_answers_are_counted_by_how_they_were_answered(root):
+    async with app_client(make_settings(root)) as c:
+        first = await c.get("/api/competition")
+        await c.get("/api/competition")  # kept
+        await c.get("/api/competition", headers={"if-none-match": first.headers["etag"]})  # 304
+        after = samples((await c.get("/metrics")).text)
+    assert total(after, "onlytrade_http_cache_answers_total", how="built") >= 1
+    assert total(after, "onlytrade_http_cache_answers_total", how="kept") >= 1
+    assert total(after, "onlytrade_http_cache_answers_total", how="not_modified") == 1
+    assert ("onlytrade_http_cache_answers_total", (("how", "joined"),)) in after
