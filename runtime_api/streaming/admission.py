@@ -13,7 +13,9 @@ all of them. Two things keep the loop shared:
   (with the app's request metrics and its ApiError answers) instead of through the cache
   middleware, the exception middleware and the router. A stream lives for an hour; each layer it
   skips is one coroutine, one send wrapper and their cells fewer for the collector to walk, for
-  every open viewer (about a third of the objects a viewer used to hold).
+  every open viewer (about a third of the objects a viewer used to hold). The health probes take
+  it too (`probe = True`): their answer is fresh every time, so those layers are pure cost, and a
+  probe flood is what holds the loop longest among uncached routes.
 """
 
 from __future__ import annotations
@@ -128,17 +130,19 @@ def paced_protocol(base: type[asyncio.Protocol], door: Door, tails: frozenset[by
 
 
 class StreamLane:
-    """ASGI middleware: GETs of a stream route (also under /onlytrade) take the short way.
+    """ASGI middleware: GETs of a stream route or a probe (also under /onlytrade) take the short way.
 
-    `routes` are the app's routes; those marked `stream = True` are served here. `wrap` wraps the
-    short way the way the app wraps everything else that counts (the request metrics middleware).
+    `routes` are the app's routes; those marked `stream = True` or `probe = True` are served here:
+    a probe answers fresh state every time, so the cache, exception and router layers only cost it.
+    `wrap` wraps the short way the way the app wraps everything else that counts (the request
+    metrics middleware).
     """
 
     def __init__(self, app: ASGIApp, routes: Iterable[Any], *, on_api_error: ErrorHandler,
                  wrap: Callable[[ASGIApp], ASGIApp] | None = None):
         self.app = app
-        self.routes: list[Route] = [r for r in routes if getattr(r, "stream", False)]
-        self._tails = {tail.decode() for tail in stream_tails(self.routes)}
+        self.routes: list[Route] = [r for r in routes if getattr(r, "stream", False) or getattr(r, "probe", False)]
+        self._tails = {r.path.rsplit("/", 1)[-1] for r in self.routes}
         self._on_api_error = on_api_error
         self._short_way = wrap(self._endpoint) if wrap else self._endpoint
 
@@ -173,6 +177,7 @@ class StreamLane:
             response = await scope["endpoint"](request)
         except ApiError as exc:
             response = await self._on_api_error(request, exc)
-        if response.status_code != 200 and "cache-control" not in getattr(response, "headers", {}):
-            response.headers["cache-control"] = "no-store"  # as every error of the app
+        headers = getattr(response, "headers", {})
+        if "cache-control" not in headers and (response.status_code != 200 or not getattr(scope["route"], "stream", False)):
+            headers["cache-control"] = "no-store"  # as every error of the app, and every probe
         await response(scope, receive, send)

@@ -108,9 +108,29 @@ async def test_streams_take_the_lane_with_request_ids_metrics_and_the_prefix(roo
                 assert (await anext(events))["event"] == "stream_packet"
         async with live.client.stream("GET", "/api/market/stream?symbols=600519.SH") as market:
             assert market.status_code == 200
-        assert len(_lane(live.app).routes) == 2
+        assert sorted(r.path for r in _lane(live.app).routes) == [
+            "/api/market/stream", "/api/rooms/{room_id}/events", "/health", "/health/ready"]
         metrics = (await live.client.get("/metrics")).text
         for route in ("/api/rooms/{room_id}/events", "/onlytrade/api/rooms/{room_id}/events", "/api/market/stream"):
+            assert f'route="{route}"' in metrics, route
+
+
+async def test_probes_take_the_lane_fresh_and_never_cacheable(root):
+    async with live_app(make_settings(root)) as live:
+        for path in ("/health", "/onlytrade/health", "/health/ready"):
+            first = await live.client.get(path, headers={"x-request-id": "probe-7"})
+            assert first.status_code == 200, (path, first.text)
+            assert first.headers["cache-control"] == "no-store"
+            assert "etag" not in first.headers
+            assert first.headers["x-request-id"] == "probe-7"
+            if path == "/health":
+                await live.start_agent()
+            again = (await live.client.get(path)).json()
+            assert again["running"] is True  # a probe says what holds now, never an earlier answer
+        head = await live.client.head("/health")  # not a GET: the app's router, as before
+        assert head.status_code in (200, 405)
+        metrics = (await live.client.get("/metrics")).text
+        for route in ("/health", "/onlytrade/health", "/health/ready"):
             assert f'route="{route}"' in metrics, route
 
 
