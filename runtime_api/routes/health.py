@@ -6,6 +6,7 @@ import time
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from .. import clock
 from ..access.connections import open_descriptors
@@ -70,10 +71,16 @@ async def get_config(request: Request) -> Response:
     return JSONResponse({"beta_mode": True, "registration_enabled": False})
 
 
+def probe_route(path: str, endpoint) -> Route:
+    """A public GET answering fresh state every call: served by the stream lane's short way
+    (streaming/admission.py), past the cache, exception and router layers."""
+    route = read_route(path, endpoint)
+    route.probe = True
+    return route
+
+
 routes = [
-    read_route("/health", get_health),
-    read_route("/health/ready", get_ready),
+    probe_route("/health", get_health),
+    probe_route("/health/ready", get_ready),
     read_route("/api/config", get_config),
 ]
-for route in routes[:2]:
-    route.probe = True  # served by the stream lane's short way (streaming/admission.py)

@@ -94,9 +94,13 @@ def stream_head(data: bytes, tails: frozenset[bytes]) -> bool:
     return path.rsplit(b"/", 1)[-1] in tails
 
 
+def route_tail(route: Route) -> str:
+    return route.path.rsplit("/", 1)[-1]
+
+
 def stream_tails(routes: Iterable[Any]) -> frozenset[bytes]:
     """The last path segments of the stream routes (`events`, `stream`): what marks a stream request."""
-    return frozenset(r.path.rsplit("/", 1)[-1].encode() for r in routes if getattr(r, "stream", False))
+    return frozenset(route_tail(r).encode() for r in routes if getattr(r, "stream", False))
 
 
 def paced_protocol(base: type[asyncio.Protocol], door: Door, tails: frozenset[bytes]) -> type[asyncio.Protocol]:
@@ -142,7 +146,7 @@ class StreamLane:
                  wrap: Callable[[ASGIApp], ASGIApp] | None = None):
         self.app = app
         self.routes: list[Route] = [r for r in routes if getattr(r, "stream", False) or getattr(r, "probe", False)]
-        self._tails = {r.path.rsplit("/", 1)[-1] for r in self.routes}
+        self._tails = {route_tail(r) for r in self.routes}
         self._on_api_error = on_api_error
         self._short_way = wrap(self._endpoint) if wrap else self._endpoint
 
