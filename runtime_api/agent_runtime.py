@@ -250,14 +250,14 @@ class AgentRuntime:
     def effective_cycle_ms(self) -> int:
         if self.settings.live_mode or not self.svc.replay:
             return self.cycle_ms
-        speed = self.svc.replay.status()["speed"]
+        speed = self.svc.replay.speed
         return int(round(self.decision_every_bars * 60000 / max(speed, 0.1)))
 
     def set_cycle_ms(self, value: float) -> None:
         if self.settings.live_mode or not self.svc.replay:
             self.cycle_ms = int(min(120000, max(3000, value)))
         else:
-            speed = self.svc.replay.status()["speed"]
+            speed = self.svc.replay.speed
             self.decision_every_bars = int(min(240, max(1, round(min(value, 1e9) * speed / 60000))))
         self.bump()
 

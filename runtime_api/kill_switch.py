@@ -80,7 +80,8 @@ class KillSwitch:
 
     @property
     def active(self) -> bool:
-        return bool(self.sources())
+        # The same four sources as sources(), without the list: every request asks.
+        return bool(self.state["active"] or self.env_forced or self.flag_file_present() or self.load_error)
 
     def activate(self, *, reason: str | None, actor: str) -> dict:
         """On in memory at once, whatever the disk says: a safety action never waits for a write.

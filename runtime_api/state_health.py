@@ -79,21 +79,26 @@ def state_write_failed(exc: OSError, what: str) -> ApiError:
                     f"{what}: could not write {_where(exc, None) or 'state'} ({_errno_name(exc)}: {exc.strerror or exc})")
 
 
-def state_writes_view(memory, kill_switch, runtime) -> dict:
-    """Runtime status' `state_writes`: `ok` is false while snapshot or replay-position saves fail (no
-    cycle runs then) or a kill switch or pause holds in memory only (a restart would forget it)."""
-    snapshots = memory.write_health.status()
-    position = runtime.replay_position_write_health.status()
-    kill = {**kill_switch.write_health.status(), "persisted": kill_switch.persisted}
-    pause = {**runtime.pause_write_health.status(), "persisted": runtime.pause_persisted}
+def state_write_problems(memory, kill_switch, runtime) -> list[str]:
+    """Why state writes are not ok (empty when they are): what `/health` and readiness show, built
+    without the per-kind detail of `state_writes_view` since probes ask for it thousands of times a second."""
     problems = []
-    if not snapshots["ok"]:
+    if memory.write_health.failing:
         problems.append("snapshot_saves_failing")
-    if not position["ok"]:
+    if runtime.replay_position_write_health.failing:
         problems.append("replay_position_saves_failing")
     if not kill_switch.persisted:
         problems.append("kill_switch_not_persisted")
     if not runtime.pause_persisted:
         problems.append("pause_not_persisted")
-    return {"ok": not problems, "problems": problems, "snapshots": snapshots, "replay_position": position,
-            "kill_switch": kill, "pause": pause}
+    return problems
+
+
+def state_writes_view(memory, kill_switch, runtime) -> dict:
+    """Runtime status' `state_writes`: `ok` is false while snapshot or replay-position saves fail (no
+    cycle runs then) or a kill switch or pause holds in memory only (a restart would forget it)."""
+    problems = state_write_problems(memory, kill_switch, runtime)
+    return {"ok": not problems, "problems": problems, "snapshots": memory.write_health.status(),
+            "replay_position": runtime.replay_position_write_health.status(),
+            "kill_switch": {**kill_switch.write_health.status(), "persisted": kill_switch.persisted},
+            "pause": {**runtime.pause_write_health.status(), "persisted": runtime.pause_persisted}}

@@ -12,13 +12,13 @@ from .. import clock
 from ..access.connections import open_descriptors
 from ..control import read_route
 from ..responses import JSONResponse
-from ..state_health import state_writes_view
+from ..state_health import state_write_problems
 
 
 def health_body(ctx) -> dict:
     runtime = ctx.runtime
     build = ctx.extra["observability"].build
-    writes = state_writes_view(ctx.svc.memory, ctx.svc.kill_switch, runtime)
+    problems = state_write_problems(ctx.svc.memory, ctx.svc.kill_switch, runtime)
     return {
         "ok": True,
         "service": "opentrade-runtime-api",
@@ -36,8 +36,8 @@ def health_body(ctx) -> dict:
         "clock": clock.status(),
         "connections": connection_stats(ctx),
         "cycle_heartbeat": runtime.heartbeat(),
-        "state_writes_ok": writes["ok"],
-        "state_write_problems": writes["problems"],
+        "state_writes_ok": not problems,
+        "state_write_problems": problems,
     }
 
 

@@ -86,3 +86,21 @@ async def test_replay_frames_and_klines_from_real_bars(api):
     assert [k["close"] for k in klines] == [f["bar"]["close"] for f in frames["frames"]]
     assert_error(await api.get("/api/market/frames", params={"symbol": "600519.SH", "interval": "2m"}), 400, "invalid_interval")
     assert_error(await api.get("/api/market/frames", params={"symbol": "../etc", "interval": "1m"}), 400, "invalid_symbol")
+
+
+async def test_probes_name_every_state_write_problem_as_runtime_status_does(api):
+    ctx = api.ctx
+    assert (await api.get("/health/ready")).json()["state_write_problems"] == []
+    failure = OSError(28, "No space left on device")
+    ctx.svc.memory.write_health.failed(failure, "demo_momentum.json")
+    ctx.runtime.replay_position_write_health.failed(failure, "replay-position.json")
+    ctx.svc.kill_switch.persisted = False
+    ctx.runtime.pause_persisted = False
+    expected = ["snapshot_saves_failing", "replay_position_saves_failing", "kill_switch_not_persisted", "pause_not_persisted"]
+    ready, health = await api.get("/health/ready"), await api.get("/health")
+    assert ready.status_code == 503 and ready.json()["state_write_problems"] == expected
+    assert health.status_code == 200 and health.json()["state_writes_ok"] is False
+    assert health.json()["state_write_problems"] == expected
+    assert data_of(await api.get("/api/agent/runtime/status"))["state_writes"]["problems"] == expected
+    ctx.svc.memory.write_health.ok()
+    assert (await api.get("/health")).json()["state_write_problems"] == expected[1:]
