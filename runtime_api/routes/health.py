@@ -11,14 +11,16 @@ from starlette.routing import Route
 from .. import clock
 from ..access.connections import open_descriptors
 from ..control import read_route
-from ..responses import JSONResponse
+from ..responses import JSONResponse, to_json
 from ..state_health import state_write_problems
 
 
-def health_body(ctx) -> dict:
+_ANSWER_KEY = "health_answer"
+
+
+def health_body(ctx, problems: list[str]) -> dict:
     runtime = ctx.runtime
     build = ctx.extra["observability"].build
-    problems = state_write_problems(ctx.svc.memory, ctx.svc.kill_switch, runtime)
     return {
         "ok": True,
         "service": "opentrade-runtime-api",
@@ -41,6 +43,44 @@ def health_body(ctx) -> dict:
     }
 
 
+class HealthAnswer:
+    """The probes' body, encoded again whenever what an operator acts on changes and otherwise at
+    most every FIGURES_MAX_AGE_S.
+
+    The key holds readiness, the runtime's state version (pause, agents started or stopped, cycles),
+    the kill switch, state-write problems and the replay's controls, so a probe never shows an
+    earlier state of those; only the figures that move on their own (uptime, clock, connection
+    counts, heartbeat age) can be that old. A flood of probes then costs one build per interval,
+    not one per request (the body was most of a probe's cost)."""
+
+    FIGURES_MAX_AGE_S = 0.05
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self._key: tuple | None = None
+        self._built_at = 0.0
+        self._answer: tuple[bool, bytes] = (False, b"")
+
+    def get(self) -> tuple[bool, bytes]:
+        """(ready: booted and state writes reach the disk, the JSON body)."""
+        ctx, runtime = self.ctx, self.ctx.runtime
+        problems = state_write_problems(ctx.svc.memory, ctx.svc.kill_switch, runtime)
+        key = (ctx.ready, runtime.version, ctx.svc.kill_switch.active, bool(runtime.in_flight),
+               runtime.last_cycle_started_ms, runtime.last_cycle_completed_ms, ctx.replay_state(), *problems)
+        now = time.monotonic()
+        if key != self._key or now - self._built_at >= self.FIGURES_MAX_AGE_S:
+            self._answer = (ctx.ready and not problems, to_json(health_body(ctx, problems)))
+            self._key, self._built_at = key, now
+        return self._answer
+
+
+def health_answer(ctx) -> tuple[bool, bytes]:
+    found = ctx.extra.get(_ANSWER_KEY)
+    if found is None:
+        found = ctx.extra[_ANSWER_KEY] = HealthAnswer(ctx)
+    return found.get()
+
+
 def connection_stats(ctx) -> dict | None:
     """Open connections against the cap, descriptors against the limit, and what the guard closed."""
     guard = ctx.extra.get("connections")
@@ -53,7 +93,7 @@ def connection_stats(ctx) -> dict | None:
 
 async def get_health(request: Request) -> Response:
     """Liveness plus uptime and the last-cycle heartbeat (unwrapped, as the Node runtime)."""
-    return JSONResponse(health_body(request.app.state.ctx))
+    return JSONResponse(health_answer(request.app.state.ctx)[1])
 
 
 async def get_ready(request: Request) -> Response:
@@ -61,9 +101,8 @@ async def get_ready(request: Request) -> Response:
 
     `/health` stays 200 on a full disk (liveness: a restart would not free the disk, and would
     forget a kill switch held in memory only); readiness says the runtime cannot persist."""
-    ctx = request.app.state.ctx
-    body = health_body(ctx)
-    return JSONResponse(body, status_code=200 if ctx.ready and body["state_writes_ok"] else 503)
+    ready, body = health_answer(request.app.state.ctx)
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 async def get_config(request: Request) -> Response:
@@ -72,8 +111,9 @@ async def get_config(request: Request) -> Response:
 
 
 def probe_route(path: str, endpoint) -> Route:
-    """A public GET answering fresh state every call: served by the stream lane's short way
-    (streaming/admission.py), past the cache, exception and router layers."""
+    """A public GET never kept by any cache (no-store: state as of this call, see HealthAnswer):
+    served by the stream lane's short way (streaming/admission.py), past the cache, exception and
+    router layers."""
     route = read_route(path, endpoint)
     route.probe = True
     return route

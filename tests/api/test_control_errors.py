@@ -104,3 +104,32 @@ async def test_probes_name_every_state_write_problem_as_runtime_status_does(api)
     assert data_of(await api.get("/api/agent/runtime/status"))["state_writes"]["problems"] == expected
     ctx.svc.memory.write_health.ok()
     assert (await api.get("/health")).json()["state_write_problems"] == expected[1:]
+
+
+async def test_probes_show_every_control_action_at_once_and_figures_move(api):
+    import anyio
+
+    from runtime_api.routes.health import HealthAnswer
+
+    async def health() -> dict:
+        return (await api.get("/health")).json()
+
+    assert (await health())["paused_reason"] == "no_running_agents"
+    # Each action shows in the very next probe, though probes' figures are kept for a moment.
+    data_of(await api.control("/api/agents/demo_momentum/register"))
+    data_of(await api.control("/api/agents/demo_momentum/start"))
+    running = await health()
+    assert running["running"] is True and running["cycle_heartbeat"]["expected"] is True
+    data_of(await api.control("/api/replay/runtime/control", {"action": "pause"}))
+    assert (await health())["cycle_heartbeat"]["expected"] is False
+    data_of(await api.control("/api/agent/runtime/control", {"action": "pause"}))
+    assert (await health())["paused_reason"] == "manual"
+    data_of(await api.control("/api/agent/runtime/control", {"action": "resume"}))
+    assert (await health())["paused_reason"] is None
+    data_of(await api.control("/api/agent/runtime/kill-switch", {"action": "activate", "reason": "drill"}))
+    held = await health()
+    assert held["kill_switch_active"] is True and held["paused_reason"] == "kill_switch" and held["running"] is False
+    # The figures that move on their own are at most FIGURES_MAX_AGE_S old.
+    first = (await health())["clock"]["now_ms"]
+    await anyio.sleep(HealthAnswer.FIGURES_MAX_AGE_S + 0.02)
+    assert (await health())["clock"]["now_ms"] > first
