@@ -74,13 +74,6 @@ class HealthAnswer:
         return self._answer
 
 
-def health_answer(ctx) -> tuple[bool, bytes]:
-    found = ctx.extra.get(_ANSWER_KEY)
-    if found is None:
-        found = ctx.extra[_ANSWER_KEY] = HealthAnswer(ctx)
-    return found.get()
-
-
 def connection_stats(ctx) -> dict | None:
     """Open connections against the cap, descriptors against the limit, and what the guard closed."""
     guard = ctx.extra.get("connections")
@@ -91,18 +84,35 @@ def connection_stats(ctx) -> dict | None:
             "descriptor_reserve": budget.reserve}
 
 
+def _answer(ctx) -> tuple[bool, bytes]:
+    found = ctx.extra.get(_ANSWER_KEY)
+    if found is None:
+        found = ctx.extra[_ANSWER_KEY] = HealthAnswer(ctx)
+    return found.get()
+
+
+def health_probe(ctx) -> tuple[int, bytes]:
+    """Liveness: 200 whenever the process answers (a full disk included: a restart would not free
+    it, and would forget a kill switch held in memory only)."""
+    return 200, _answer(ctx)[1]
+
+
+def ready_probe(ctx) -> tuple[int, bytes]:
+    """Readiness: 200 once boot has finished and state writes reach the disk, else 503."""
+    ready, body = _answer(ctx)
+    return (200 if ready else 503), body
+
+
 async def get_health(request: Request) -> Response:
     """Liveness plus uptime and the last-cycle heartbeat (unwrapped, as the Node runtime)."""
-    return JSONResponse(health_answer(request.app.state.ctx)[1])
+    status, body = health_probe(request.app.state.ctx)
+    return JSONResponse(body, status_code=status)
 
 
 async def get_ready(request: Request) -> Response:
-    """Readiness for probes: 200 once boot has finished and state writes reach the disk, else 503.
-
-    `/health` stays 200 on a full disk (liveness: a restart would not free the disk, and would
-    forget a kill switch held in memory only); readiness says the runtime cannot persist."""
-    ready, body = health_answer(request.app.state.ctx)
-    return JSONResponse(body, status_code=200 if ready else 503)
+    """Readiness for probes: 200 once boot has finished and state writes reach the disk, else 503."""
+    status, body = ready_probe(request.app.state.ctx)
+    return JSONResponse(body, status_code=status)
 
 
 async def get_config(request: Request) -> Response:
@@ -110,17 +120,17 @@ async def get_config(request: Request) -> Response:
     return JSONResponse({"beta_mode": True, "registration_enabled": False})
 
 
-def probe_route(path: str, endpoint) -> Route:
+def probe_route(path: str, endpoint, answer) -> Route:
     """A public GET never kept by any cache (no-store: state as of this call, see HealthAnswer):
-    served by the stream lane's short way (streaming/admission.py), past the cache, exception and
-    router layers."""
+    the stream lane (streaming/admission.py) sends `answer(ctx)` past the cache, exception and
+    router layers; `endpoint` answers the same through the router (HEAD)."""
     route = read_route(path, endpoint)
-    route.probe = True
+    route.probe_answer = answer
     return route
 
 
 routes = [
-    probe_route("/health", get_health),
-    probe_route("/health/ready", get_ready),
+    probe_route("/health", get_health, health_probe),
+    probe_route("/health/ready", get_ready, ready_probe),
     read_route("/api/config", get_config),
 ]

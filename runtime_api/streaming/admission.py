@@ -14,8 +14,8 @@ all of them. Two things keep the loop shared:
   middleware, the exception middleware and the router. A stream lives for an hour; each layer it
   skips is one coroutine, one send wrapper and their cells fewer for the collector to walk, for
   every open viewer (about a third of the objects a viewer used to hold). The health probes take
-  it too (`probe = True`): their answer is fresh every time, so those layers are pure cost, and a
-  probe flood is what holds the loop longest among uncached routes.
+  it too (routes with a `probe_answer`): their answer is fresh every time, so those layers are
+  pure cost, and a probe flood is what holds the loop longest among uncached routes.
 """
 
 from __future__ import annotations
@@ -133,11 +133,15 @@ def paced_protocol(base: type[asyncio.Protocol], door: Door, tails: frozenset[by
     return Paced
 
 
+_PROBE_HEADERS = ((b"content-type", b"application/json"), (b"cache-control", b"no-store"))
+
+
 class StreamLane:
     """ASGI middleware: GETs of a stream route or a probe (also under /onlytrade) take the short way.
 
-    `routes` are the app's routes; those marked `stream = True` or `probe = True` are served here:
-    a probe answers fresh state every time, so the cache, exception and router layers only cost it.
+    `routes` are the app's routes; those marked `stream = True` or given a `probe_answer(ctx)` are
+    served here: a probe answers fresh state every time, so the cache, exception and router layers
+    only cost it, and its (status, body) is sent without a request or response object.
     `wrap` wraps the short way the way the app wraps everything else that counts (the request
     metrics middleware).
     """
@@ -145,7 +149,7 @@ class StreamLane:
     def __init__(self, app: ASGIApp, routes: Iterable[Any], *, on_api_error: ErrorHandler,
                  wrap: Callable[[ASGIApp], ASGIApp] | None = None):
         self.app = app
-        self.routes: list[Route] = [r for r in routes if getattr(r, "stream", False) or getattr(r, "probe", False)]
+        self.routes: list[Route] = [r for r in routes if getattr(r, "stream", False) or getattr(r, "probe_answer", None)]
         self._tails = {route_tail(r) for r in self.routes}
         self._on_api_error = on_api_error
         self._short_way = wrap(self._endpoint) if wrap else self._endpoint
@@ -176,6 +180,13 @@ class StreamLane:
     async def _endpoint(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The mount joins root_path inside the metrics wrapper, which labels the route with it.
         scope["root_path"] = str(scope.get("root_path") or "") + scope.pop("mount")
+        answer = getattr(scope["route"], "probe_answer", None)
+        if answer is not None:  # (status, JSON bytes) from state, sent as they are
+            status, body = answer(scope["app"].state.ctx)
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [(b"content-length", b"%d" % len(body)), *_PROBE_HEADERS]})
+            await send({"type": "http.response.body", "body": body})
+            return
         request = Request(scope, receive)
         try:
             response = await scope["endpoint"](request)
