@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.processes import up_or_stopped
+
 TOKEN = "e2e-control-token-0123456789"
 
 
@@ -51,7 +53,7 @@ class RuntimeProcess:
             preexec_fn=self._limit_descriptors if self.nofile else None,
         )
         if wait:
-            self.wait_ready(timeout)
+            up_or_stopped(lambda: self.wait_ready(timeout), lambda: self.stop(signal.SIGKILL))
         return self
 
     def _limit_descriptors(self) -> None:

@@ -77,3 +77,10 @@ def test_the_server_freezes_its_boot_heap_and_reports_the_collector(root):
         assert status["thaw_every_s"] == 24 * 3600
         metrics = c.get("/metrics").text
         assert "onlytrade_gc_frozen_objects " in metrics and "onlytrade_gc_pauses_over_20ms_total " in metrics
+
+
+def test_a_server_that_never_got_ready_is_not_left_running(root):
+    server = RuntimeProcess(root)
+    with pytest.raises(RuntimeError, match="not ready"):
+        server.start(timeout=0.01)  # no boot is that fast: the start fails as a hung boot would
+    assert server.proc.poll() is not None  # stopped, though no caller holds it to stop it

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.processes import stop_process
+from tests.processes import stop_process, up_or_stopped
 
 REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "deploy" / "nginx" / "onlytrade.conf"
@@ -96,6 +96,9 @@ class Nginx:
             raise RuntimeError(f"nginx -t failed:\n{check.stderr}")
         self.proc = subprocess.Popen([binary, "-p", str(self.prefix), "-c", str(conf)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return up_or_stopped(lambda: self._wait_ready(timeout), self.stop)
+
+    def _wait_ready(self, timeout: float) -> Nginx:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

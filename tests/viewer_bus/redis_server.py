@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.processes import stop_process
+from tests.processes import stop_process, up_or_stopped
 
 
 def redis_binary() -> str | None:
@@ -37,6 +37,9 @@ class RedisServer:
         argv = [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
                 "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", str(self.folder / "redis.log")]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return up_or_stopped(lambda: self._wait_ready(timeout), self.stop)
+
+    def _wait_ready(self, timeout: float) -> RedisServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -71,6 +74,9 @@ class EdgeProcess:
         script = Path(sys.executable).parent / "onlytrade-edge"
         self.log = open(self.folder / "edge.log", "ab")
         self.proc = subprocess.Popen([str(script)], cwd=self.folder, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        return up_or_stopped(lambda: self._wait_ready(timeout), self.stop)
+
+    def _wait_ready(self, timeout: float) -> EdgeProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
