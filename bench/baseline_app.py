@@ -5,7 +5,7 @@
 
 Same uvicorn settings as `python -m runtime_api` (runtime_api/server.py): one process, loop and
 HTTP parser "auto" (uvloop and httptools when installed), access log off, lifespan on.
-It also runs the same 10 ms sleep-lag probe as runtime_api/loop_monitor.py (a copy, so the
+It also runs the same 10 ms sleep-lag probe as runtime_api/observability/loop_monitor.py (a copy, so the
 baseline imports nothing from the runtime) and serves its figures at GET /_loop, so the event-loop
 lag that load alone causes can be compared with the runtime's. `--no-loop-monitor` turns it off.
 """

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import free_port, get_json, make_root, runtime_proc  # noqa: E402
 from runtime_api.market.bars import load_frames  # noqa: E402
-from runtime_api.storage import write_json_atomic  # noqa: E402
+from runtime_api.state.storage import write_json_atomic  # noqa: E402
 
 SYMBOL = "600519.SH"
 

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from runtime_api.recording.jobs import archive_breadth
-from runtime_api.session_calendar import CN
+from runtime_api.market.calendar import CN
 from runtime_api.settings import Settings
 from data_jobs import jobrun
 from data_jobs.universe import normalize_cn_symbols

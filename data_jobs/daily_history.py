@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from runtime_api.session_calendar import CN, SESSIONS, timezone_of, trading_day_of
+from runtime_api.market.calendar import CN, SESSIONS, timezone_of, trading_day_of
 from runtime_api.settings import Settings
 from runtime_api.recording.jobs import archive_daily
 from data_jobs import jobrun
@@ -31,7 +31,7 @@ from data_jobs.frames_collector import BAR_SCHEMA_VERSION, SHARES_PER_LOT, excha
 from data_jobs.universe import all_cn_symbols, code_of, normalize_cn_symbols
 
 JOB = "daily_history"
-DEFAULT_BARS = 180  # what the decision context asks for (agent_runtime.DAILY_BARS)
+DEFAULT_BARS = 180  # what the decision context asks for (decision.agent_runtime.DAILY_BARS)
 # Trading days are ~69% of calendar days; ask the vendor for a window that surely holds the bars.
 CALENDAR_DAYS_PER_BAR = 1.6
 _NEEDED = ("日期", "开盘", "收盘", "最高", "最低", "成交量", "成交额")

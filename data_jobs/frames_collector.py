@@ -23,10 +23,10 @@ from typing import Any
 
 import pandas as pd
 
-from runtime_api.freshness import display_path, frames_latest_ts_ms
-from runtime_api.session_calendar import CN, bar_phase, is_trading_day, trading_day_of
+from runtime_api.market.freshness import display_path, frames_latest_ts_ms
+from runtime_api.market.calendar import CN, bar_phase, is_trading_day, trading_day_of
 from runtime_api.settings import Settings
-from runtime_api.storage import CorruptFileError, read_json
+from runtime_api.state.storage import CorruptFileError, read_json
 from runtime_api.recording.jobs import archive_intraday
 from data_jobs import jobrun
 from data_jobs.universe import cn_symbols, code_of, normalize_cn_symbols

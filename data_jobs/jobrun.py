@@ -27,9 +27,10 @@ from zoneinfo import ZoneInfo
 import orjson
 from filelock import FileLock, Timeout
 
-from runtime_api import clock, storage
+from runtime_api import clock
+from runtime_api.state import storage
 from runtime_api.settings import display_path
-from runtime_api.session_calendar import CN, session_bounds_ms, session_state, trading_day_of
+from runtime_api.market.calendar import CN, session_bounds_ms, session_state, trading_day_of
 from runtime_api.settings import Settings, SettingsError
 
 from .vendor import VendorError

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from runtime_api.manifests import discover, market_of
 from runtime_api.settings import Settings
-from runtime_api.storage import CorruptFileError, read_json
+from runtime_api.state.storage import CorruptFileError, read_json
 
 _CN_SYMBOL = re.compile(r"^\d{6}\.(SH|SZ)$")
 _CN_CODE = re.compile(r"^\d{6}$")

@@ -15,9 +15,9 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from runtime_api.manifests import AGENT_ID_RE
-from runtime_api.memory import MemoryStore
+from runtime_api.state.memory import MemoryStore
 from runtime_api.settings import Settings
-from runtime_api.storage import CorruptFileError, read_json, write_bytes_atomic
+from runtime_api.state.storage import CorruptFileError, read_json, write_bytes_atomic
 
 from .exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, OpsError, Outcome
 from .local import display, instance_lock_path, lock_holders, sha256_of

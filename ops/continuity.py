@@ -13,7 +13,7 @@ from typing import Any
 
 from runtime_api.manifests import AGENT_ID_RE
 from runtime_api.settings import Settings
-from runtime_api.storage import CorruptFileError, read_json, write_json_atomic
+from runtime_api.state.storage import CorruptFileError, read_json, write_json_atomic
 
 from .client import Client
 from .exits import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, OpsError, Outcome

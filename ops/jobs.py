@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Sequence
 
 from runtime_api import clock
-from runtime_api.freshness import exit_code, run_checks
+from runtime_api.market.freshness import exit_code, run_checks
 from runtime_api.settings import Settings
 
 from .exits import EXIT_FAILED, EXIT_OK, Outcome

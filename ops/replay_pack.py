@@ -27,7 +27,8 @@ from typing import Any
 
 import orjson
 
-from runtime_api import clock, storage
+from runtime_api import clock
+from runtime_api.state import storage
 from runtime_api.market.parquet_frames import table_from_frames, write_table
 from runtime_api.recording import archive
 from runtime_api.settings import Settings, display_path

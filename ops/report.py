@@ -21,9 +21,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from runtime_api.journal import DAY_KEY_RE, read_jsonl
+from runtime_api.state.journal import DAY_KEY_RE, read_jsonl
 from runtime_api.observability.watch import GATE_EVENTS
-from runtime_api.session_calendar import CN, trading_day_of
+from runtime_api.market.calendar import CN, trading_day_of
 
 from .exits import EXIT_OK, EXIT_USAGE, OpsError, Outcome
 

@@ -16,23 +16,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .access.gate import AccessConfigError, build_access
-from .agent_runtime import AgentRuntime
+from .decision.agent_runtime import AgentRuntime
 from .audience import install_audience
-from .cache_policies import RUNTIME_POLICIES
+from .web.cache_policies import RUNTIME_POLICIES
 from .context import AppContext
-from .control import ControlAudit
+from .access.control_route import ControlAudit
 from .errors import ApiError
-from .http_cache import HttpCache
-from .read_caches import schedule_of
+from .web.http_cache import HttpCache
+from .web.read_caches import schedule_of
 from .observability.http_metrics import ObservabilityMiddleware
 from .observability.observer import Observability
-from .responses import fail
+from .web.responses import fail
 from .routes import all_routes
 from .routes.rooms import install_viewer_streams
 from .services import BootError, build_services
 from .streaming.admission import StreamLane
 from .settings import Settings
-from .state_files import prune_backups, remove_stale_temp_files, state_dirs
+from .state.housekeeping import prune_backups, remove_stale_temp_files, state_dirs
 
 log = logging.getLogger("onlytrade.app")
 
@@ -54,7 +54,7 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
 
 
 def warm_calendars() -> None:
-    from .session_calendar import session_state
+    from .market.calendar import session_state
 
     for market in ("CN-A", "US"):
         session_state(market, int(time.time() * 1000))

@@ -18,7 +18,7 @@ from .chat.store import ChatStore
 from .chat.tts import Speech, enabled as tts_enabled
 from .services import BootError
 from .settings import display_path
-from .storage import CorruptFileError
+from .state.storage import CorruptFileError
 
 KEY = "audience"
 

@@ -9,12 +9,12 @@ from datetime import datetime, timezone
 
 from . import clock
 from .access.gate import Access
-from .agent_runtime import AgentRuntime
-from .control import ControlAudit, FailureLimiter
+from .decision.agent_runtime import AgentRuntime
+from .access.control_route import ControlAudit, FailureLimiter
 from .errors import ApiError
-from .freshness import FreshnessCache, run_checks
-from .http import ResponseCache
-from .loop_monitor import LoopMonitor
+from .market.freshness import FreshnessCache, run_checks
+from .web.http import ResponseCache
+from .observability.loop_monitor import LoopMonitor
 from .services import Services
 from .settings import Settings
 

@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .state_health import WriteHealth
-from .storage import CorruptFileError, read_json, write_json_atomic
+from .state.write_health import WriteHealth
+from .state.storage import CorruptFileError, read_json, write_json_atomic
 
 log = logging.getLogger("onlytrade.kill_switch")
 

@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import httpx
 
-from .state_health import state_writes_view
+from .state.write_health import state_writes_view
 from . import clock
 
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runtime_api import storage
+from runtime_api.state import storage
 from runtime_api.errors import ApiError
 from runtime_api.manifests import AGENT_ID_RE, ManifestScanError, id_sort_key, load_manifest, manifest_view, scan
 

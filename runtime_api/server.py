@@ -9,7 +9,7 @@ import sys
 
 from filelock import FileLock, Timeout
 
-from .heap import HeapPolicy
+from .observability.heap import HeapPolicy
 from .settings import Settings, SettingsError, is_loopback
 
 EXIT_OK = 0
@@ -120,7 +120,7 @@ def _graceful_server(config, *, on_exit, heap):
         async def startup(self, sockets=None) -> None:
             await super().startup(sockets)
             # A second after ready, so the first readiness probe is not kept waiting by the one
-            # collection (~0.1 s) that freezes what boot and the first cycles built (runtime_api/heap.py).
+            # collection (~0.1 s) that freezes what boot and the first cycles built (runtime_api/observability/heap.py).
             loop = asyncio.get_running_loop()
             loop.call_later(HEAP_SETTLE_S, heap.install)
             self.heap_task = loop.create_task(heap.run(), name="gc-thaw")

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 
 from . import clock
-from .journal import AuditLog, DecisionLog
+from .state.journal import AuditLog, DecisionLog
 from .kill_switch import KillSwitch
 from .market import sanity
 from .market.bars import FrameIndex, load_frames
@@ -17,7 +17,7 @@ from .market.names import SymbolNames
 from .market.replay import ReplayEngine
 from .market.service import MarketDataService
 from .market.supplemental import ReplayBreadthSeries
-from .memory import MemoryStore
+from .state.memory import MemoryStore
 from .registry import AgentRegistry
 from .settings import Settings, display_path
 
@@ -104,7 +104,7 @@ def _live_providers(settings: Settings) -> LiveProviders:
 
 def build_services(settings: Settings) -> Services:
     """Load state from disk; raise BootError with a one-line reason on anything unsafe."""
-    from .storage import CorruptFileError
+    from .state.storage import CorruptFileError
 
     if clock.configure(settings).simulated:
         log.warning("simulated clock: ONLYTRADE_CLOCK=%s speed %gx (now %s)", settings.onlytrade_clock,

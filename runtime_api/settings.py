@@ -310,7 +310,7 @@ class Settings:
     edge_name: str = setting("EDGE_NAME", "", text, "onlytrade-edge: name shown in /health and packets (default host:port)")
     edge_max_viewers: int = setting("EDGE_MAX_VIEWERS", 5000, integer(1, 100000), "onlytrade-edge: SSE viewers one edge accepts (429 beyond)")
     edge_reconnect_ms: int = setting("EDGE_RECONNECT_MS", 1000, integer(100, 60000), "onlytrade-edge: pause between attempts to reach a lost viewer bus")
-    gc_thaw_hours: float = setting("GC_THAW_HOURS", 24.0, decimal(0, 720), "Hours between full collections of the frozen heap (one ~0.1 s collection; 0: never; see runtime_api/heap.py)")
+    gc_thaw_hours: float = setting("GC_THAW_HOURS", 24.0, decimal(0, 720), "Hours between full collections of the frozen heap (one ~0.1 s collection; 0: never; see runtime_api/observability/heap.py)")
 
     # ---- derived -------------------------------------------------------------------------
 

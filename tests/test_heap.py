@@ -1,4 +1,4 @@
-"""runtime_api/heap.py: what survives a full collection is frozen; a thaw gives it back once."""
+"""runtime_api/observability/heap.py: what survives a full collection is frozen; a thaw gives it back once."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from runtime_api.heap import HeapPolicy
+from runtime_api.observability.heap import HeapPolicy
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_uninstall_restores_the_defaults():
 def test_the_frozen_count_is_walked_at_most_once_per_ttl(policy, monkeypatch):
     """gc.get_freeze_count() walks the frozen list: status (read by every runtime-status build and
     scrape) counts it once per FREEZE_COUNT_TTL_S, and afresh after a thaw."""
-    import runtime_api.heap as heap
+    import runtime_api.observability.heap as heap
 
     calls = []
     real = gc.get_freeze_count

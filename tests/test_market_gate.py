@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from runtime_api.market_gate import evaluate, session_gate_level
+from runtime_api.market.session_gate import evaluate, session_gate_level
 
 SH = ZoneInfo("Asia/Shanghai")
 NY = ZoneInfo("America/New_York")

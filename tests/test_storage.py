@@ -12,12 +12,12 @@ import time
 import orjson
 import pytest
 
-from runtime_api.storage import CorruptFileError, append_jsonl, read_json, write_json_atomic
+from runtime_api.state.storage import CorruptFileError, append_jsonl, read_json, write_json_atomic
 
 WRITER = textwrap.dedent(
     """
     import sys
-    from runtime_api.storage import write_json_atomic
+    from runtime_api.state.storage import write_json_atomic
     target = sys.argv[1]
     i = 0
     print("ready", flush=True)

@@ -2,5 +2,7 @@
 
 `client_address` (trusted proxies), `limiter` (failed-auth backoff), `tokens` (named tokens and
 roles), `audit_fields` (claimed fields, aggregated rejections), `approvals` (two-person rule) and
-`connections` (descriptor budget, read timeouts, connection cap, stalled writers).
+`connections` (descriptor budget, read timeouts, connection cap, stalled writers); `control_route`
+builds every mutating route on them, and `viewer_actions` lists the few a viewer may call without
+a token.
 """

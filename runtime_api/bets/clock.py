@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..session_calendar import is_trading_day, local_datetime
+from ..market.calendar import is_trading_day, local_datetime
 
 CLOSE_MINUTE = {"CN-A": 15 * 60, "US": 16 * 60}
 TIME_ZONE = {"CN-A": "Asia/Shanghai", "US": "America/New_York"}

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..storage import CorruptFileError, read_json, write_json_atomic
+from ..state.storage import CorruptFileError, read_json, write_json_atomic
 
 SCHEMA = "bets.ledger.v2"
 KEEP_DAYS = 60

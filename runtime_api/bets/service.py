@@ -19,7 +19,7 @@ import anyio
 
 from ..errors import ApiError
 from ..numbers import finite
-from ..session_calendar import market_of_exchange
+from ..market.calendar import market_of_exchange
 from ..chat.limits import SlidingWindow
 from . import odds as odds_mod
 from .clock import market_clock

@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 
 from ..errors import ApiError
-from ..session_calendar import market_of_exchange, session_state
+from ..market.calendar import market_of_exchange, session_state
 from . import rules
 from .limits import SlidingWindow
 from .llm import ChatLlm, ChatLlmError

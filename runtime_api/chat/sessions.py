@@ -19,7 +19,7 @@ import secrets
 from collections import OrderedDict
 from pathlib import Path
 
-from ..storage import lock_for, write_bytes_atomic
+from ..state.storage import lock_for, write_bytes_atomic
 
 PREFIX = "usr_sess_"
 NONCE_HEX = 16

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import orjson
 
-from ..journal import read_jsonl_tail
+from ..state.journal import read_jsonl_tail
 from ..manifests import AGENT_ID_RE
-from ..storage import append_jsonl, lock_for, write_bytes_atomic
+from ..state.storage import append_jsonl, lock_for, write_bytes_atomic
 
 
 def wall_ms() -> int:

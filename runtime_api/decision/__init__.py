@@ -1,6 +1,7 @@
 """The decision cycle: market context, data readiness, LLM or rule decision, simulated fill.
 
-Plain Python (no Starlette): the runtime and the CLI both call `run_decision`.
+Plain Python (no Starlette): the runtime and the CLI both call `run_decision`; `agent_runtime`
+schedules the cycles of every running agent and `round_log` writes one line per round.
 """
 
 from runtime_api.decision.context import build_cycle_context, context_for_api

@@ -22,7 +22,7 @@ from runtime_api import clock
 from runtime_api.decision import prompts
 from runtime_api.decision.features import js_round, number
 from runtime_api.recording.llm_log import LlmExchangeLog
-from runtime_api.session_calendar import trading_day_of
+from runtime_api.market.calendar import trading_day_of
 from runtime_api.settings import Settings
 
 log = logging.getLogger(__name__)

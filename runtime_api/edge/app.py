@@ -20,8 +20,8 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from ..errors import ApiError
-from ..http_cache import etag_matches
-from ..responses import JSONResponse, fail, ok_bytes
+from ..web.http_cache import etag_matches
+from ..web.responses import JSONResponse, fail, ok_bytes
 from ..routes import pages
 from ..settings import Settings
 from ..streaming import StreamClosed, TooManySubscribers, clamp_decision_limit, sse_response

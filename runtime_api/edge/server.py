@@ -24,7 +24,7 @@ def run(environ=None) -> int:
     import uvicorn
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-    from ..heap import HeapPolicy
+    from ..observability.heap import HeapPolicy
     from ..server import _graceful_server
     from ..streaming.admission import Door, paced_protocol, stream_tails
     from .app import create_edge_app

@@ -1,6 +1,8 @@
 """Market data: bar files and their index, the replay engine, live files, daily history and frame resolution.
 
-Plain Python (no Starlette): the API layer and the agent runtime both call it.
+Plain Python (no Starlette): the API layer and the agent runtime both call it. `calendar` holds the
+exchange sessions, `session_gate` which agents may decide now, `freshness` how old each live file's
+newest data is.
 """
 
 from runtime_api.market.bars import INTERVALS, FrameIndex, aggregate, load_batch, load_frames, to_kline

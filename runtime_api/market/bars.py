@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from runtime_api.session_calendar import CN, SESSIONS, US, bar_phase, local_datetime, session_bounds_ms
-from runtime_api.storage import CorruptFileError
+from runtime_api.market.calendar import CN, SESSIONS, US, bar_phase, local_datetime, session_bounds_ms
+from runtime_api.state.storage import CorruptFileError
 
 INTERVALS = ("1m", "5m", "15m", "30m", "60m", "1h", "4h", "1d")
 INTERVAL_MINUTES = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "60m": 60, "1h": 60, "4h": 240, "1d": 1440}

@@ -20,7 +20,7 @@ import orjson
 
 from runtime_api.market import sanity
 from runtime_api.market.bars import DEFAULT_LIMIT, FrameIndex, clamp_limit, parse_batch
-from runtime_api.storage import CorruptFileError
+from runtime_api.state.storage import CorruptFileError
 
 MIN_REFRESH_MS = 250
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from runtime_api.storage import CorruptFileError
+from runtime_api.state.storage import CorruptFileError
 
 BAR_SCHEMA_VERSION = "market.bar.v1"
 COMPRESSION = "zstd"

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from runtime_api.market.bars import DEFAULT_LIMIT, FrameIndex, clamp_limit, start_of
 from runtime_api.market.live_files import wall_clock_ms
-from runtime_api.session_calendar import trading_day_of
+from runtime_api.market.calendar import trading_day_of
 
 BAR_MS = 60_000
 MIN_SPEED, MAX_SPEED = 0.1, 1000.0

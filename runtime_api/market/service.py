@@ -21,7 +21,7 @@ from runtime_api.market.bar_memo import BarMemo
 from runtime_api.market.daily import DailyHistory
 from runtime_api.market.live_files import LiveFileFrameProvider, wall_clock_ms
 from runtime_api.market.replay import ReplayEngine
-from runtime_api.session_calendar import CN, US, bar_phase, market_of_symbol, trading_day_of
+from runtime_api.market.calendar import CN, US, bar_phase, market_of_symbol, trading_day_of
 from runtime_api.settings import Settings
 
 SCHEMA = "market.frames.v1"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from runtime_api.session_calendar import CN, is_trading_day, session_bounds_ms, session_state, trading_day_of
+from runtime_api.market.calendar import CN, is_trading_day, session_bounds_ms, session_state, trading_day_of
 
 OPEN = "open"
 PRE_OPEN = "pre_open"

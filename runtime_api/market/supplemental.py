@@ -13,8 +13,8 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from runtime_api.session_calendar import trading_day_of
-from runtime_api.storage import read_json
+from runtime_api.market.calendar import trading_day_of
+from runtime_api.state.storage import read_json
 from ..numbers import finite
 
 TITLE_MAX_CHARS = 160

@@ -153,7 +153,7 @@ class RuntimeCollector:
         yield lag
         yield CounterMetricFamily(f"{NS}_event_loop_stalls", "Event-loop stalls over 20 ms", value=loop["stalls_over_20ms"])
         heap = ctx.extra.get("heap")
-        if heap is not None and heap.installed:  # the server process's collector policy (runtime_api/heap.py)
+        if heap is not None and heap.installed:  # the server process's collector policy (runtime_api/observability/heap.py)
             gc_status = heap.status()
             yield GaugeMetricFamily(f"{NS}_gc_frozen_objects", "Objects frozen out of the collector's walk", value=gc_status["frozen_objects"])
             yield GaugeMetricFamily(f"{NS}_gc_max_pause_seconds", "Longest garbage collection since boot", value=gc_status["max_pause_ms"] / 1000)

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import ApiError
-from ..responses import JSONResponse
+from ..web.responses import JSONResponse
 from ..settings import is_loopback
 from . import observer
 from .openapi import openapi_document

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import anyio
 
-from ..storage import append_jsonl
+from ..state.storage import append_jsonl
 
 log = logging.getLogger("onlytrade.gate")
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from runtime_api import storage
+from runtime_api.state import storage
 from runtime_api.market.parquet_frames import frames_from_table, latest_wins, read_table, table_from_frames, write_table
 
 MARKET_DIRS = {"CN-A": "cn-a", "US": "us"}

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from runtime_api import storage
+from runtime_api.state import storage
 from runtime_api.recording import archive
-from runtime_api.session_calendar import is_trading_day, session_bounds_ms, trading_day_of
+from runtime_api.market.calendar import is_trading_day, session_bounds_ms, trading_day_of
 
 
 def archive_intraday(settings: Any, market: str, frames: list[dict[str, Any]], *, now_ms: int, provider: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from runtime_api import storage
+from runtime_api.state import storage
 
 log = logging.getLogger("onlytrade.recording")
 

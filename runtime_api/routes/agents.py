@@ -8,11 +8,11 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
-from ..control import ControlCall, control_route, read_route
+from ..access.control_route import ControlCall, control_route, read_route
 from ..errors import ApiError, bad_request
 from ..manifests import AGENT_ID_RE
-from ..responses import ok
-from ..state_health import state_write_failed
+from ..web.responses import ok
+from ..state.write_health import state_write_failed
 
 ASSET_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$")
 

@@ -8,12 +8,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..audience import audience_of
-from ..control import client_ip, read_route
+from ..access.control_route import client_ip, read_route
 from ..errors import ApiError
-from ..http import json_body, query_str
+from ..web.http import json_body, query_str
 from ..numbers import finite
-from ..responses import ok
-from ..viewer_actions import viewer_route
+from ..web.responses import ok
+from ..access.viewer_actions import viewer_route
 
 
 def _bets(request: Request):

@@ -7,16 +7,16 @@ import math
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import packet
+from ..streaming import packet
 from ..audience import audience_of
 from ..chat import tts
-from ..control import client_ip, read_route
+from ..access.control_route import client_ip, read_route
 from ..errors import ApiError
-from ..http import json_body
+from ..web.http import json_body
 from ..manifests import AGENT_ID_RE
 from ..numbers import finite
-from ..responses import ok
-from ..viewer_actions import viewer_route
+from ..web.responses import ok
+from ..access.viewer_actions import viewer_route
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 200

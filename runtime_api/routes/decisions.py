@@ -9,12 +9,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import clock
-from ..control import read_route
+from ..access.control_route import read_route
 from ..errors import ApiError, bad_request
-from ..http import query_int, query_str
-from ..journal import merge_newest
-from ..responses import ok
-from ..session_calendar import market_of_exchange, trading_day_of
+from ..web.http import query_int, query_str
+from ..state.journal import merge_newest
+from ..web.responses import ok
+from ..market.calendar import market_of_exchange, trading_day_of
 
 DAY_KEY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from .. import resets
-from ..control import ControlCall, control_route
+from ..state import resets
+from ..access.control_route import ControlCall, control_route
 from ..errors import bad_request
-from ..http import truthy
-from ..responses import ok
-from ..state_health import state_write_failed
+from ..web.http import truthy
+from ..web.responses import ok
+from ..state.write_health import state_write_failed
 from .runtime import runtime_summary
 
 

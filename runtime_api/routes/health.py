@@ -10,9 +10,9 @@ from starlette.routing import Route
 
 from .. import clock
 from ..access.connections import open_descriptors
-from ..control import read_route
-from ..responses import JSONResponse, to_json
-from ..state_health import state_write_problems
+from ..access.control_route import read_route
+from ..web.responses import JSONResponse, to_json
+from ..state.write_health import state_write_problems
 
 
 _ANSWER_KEY = "health_answer"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..control import read_route
-from ..read_caches import frames_response
+from ..access.control_route import read_route
+from ..web.read_caches import frames_response
 
 
 async def get_market_frames(request: Request) -> Response:

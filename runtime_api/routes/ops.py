@@ -6,10 +6,10 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..control import ControlCall, control_route, read_route
-from ..http import query_int
+from ..access.control_route import ControlCall, control_route, read_route
+from ..web.http import query_int
 from ..preflight import live_preflight
-from ..responses import ok
+from ..web.responses import ok
 
 
 async def get_live_preflight(request: Request) -> Response:

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount
 
-from ..control import read_route
+from ..access.control_route import read_route
 from ..errors import not_found
 
 STATIC = Path(__file__).resolve().parent.parent / "static"

@@ -5,11 +5,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..control import ControlCall, control_route, read_route
+from ..access.control_route import ControlCall, control_route, read_route
 from ..errors import ApiError, bad_request
-from ..http import clamp_int
+from ..web.http import clamp_int
 from ..numbers import finite
-from ..responses import ok
+from ..web.responses import ok
 
 
 def replay_status(ctx) -> dict:

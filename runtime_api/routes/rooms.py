@@ -20,12 +20,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .. import packet
+from ..streaming import packet
 from ..access.connections import descriptor_budget
-from ..control import read_route
+from ..access.control_route import read_route
 from ..errors import ApiError, bad_request, not_found
-from ..http import query_str
-from ..responses import JSONResponse, fail, ok, ok_bytes
+from ..web.http import query_str
+from ..web.responses import JSONResponse, fail, ok, ok_bytes
 from ..streaming import (
     MarketStream,
     RoomHub,

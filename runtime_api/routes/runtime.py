@@ -10,13 +10,13 @@ from starlette.responses import Response
 
 from ..audience import audience_status
 from .. import clock
-from ..control import ControlCall, control_route, read_route
+from ..access.control_route import ControlCall, control_route, read_route
 from ..errors import ApiError, bad_request
-from ..http import query_int, query_str
-from ..memory import default_snapshot, utc_iso
-from ..responses import ok
-from ..session_calendar import market_of_exchange
-from ..state_health import state_write_failed, state_writes_view
+from ..web.http import query_int, query_str
+from ..state.memory import default_snapshot, utc_iso
+from ..web.responses import ok
+from ..market.calendar import market_of_exchange
+from ..state.write_health import state_write_failed, state_writes_view
 
 
 def runtime_summary(ctx) -> dict:
@@ -102,7 +102,7 @@ def runtime_status(ctx, freshness: dict) -> dict:
 
 async def get_runtime_status(request: Request) -> Response:
     """The decision loop's state, metrics, gate, kill switch, LLM health and per-agent errors."""
-    from ..read_caches import runtime_status_response
+    from ..web.read_caches import runtime_status_response
 
     return await runtime_status_response(request.app.state.ctx)
 
@@ -225,8 +225,8 @@ async def get_market_context(request: Request) -> Response:
     source = query_str(request, "source") or None
 
     def build():
-        from .. import portfolio
-        from ..session_calendar import market_of_exchange, trading_day_of
+        from ..portfolio import accounting as portfolio
+        from ..market.calendar import market_of_exchange, trading_day_of
 
         svc = ctx.svc
         intraday = svc.market.get_frames(symbol, interval, intraday_limit, source=source)["frames"]

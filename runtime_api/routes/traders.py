@@ -8,15 +8,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import clock
-from .. import portfolio_views as pv
-from .. import position_close
-from ..control import ControlCall, control_route, read_route
+from ..portfolio import views as pv
+from ..portfolio import close_position as position_close
+from ..access.control_route import ControlCall, control_route, read_route
 from .agents import ASSET_RE
 from ..errors import bad_request
-from ..http import json_body, query_int, query_str
-from ..responses import JSONResponse, ok
-from ..session_calendar import market_of_exchange, session_state
-from ..state_health import state_write_failed
+from ..web.http import json_body, query_int, query_str
+from ..web.responses import JSONResponse, ok
+from ..market.calendar import market_of_exchange, session_state
+from ..state.write_health import state_write_failed
 
 MAX_BATCH_IDS = 50
 INITIAL_BALANCE = 100000

@@ -1,4 +1,4 @@
-"""Live viewer streams: per-room SSE broadcasters, the market stream and the SSE response."""
+"""Live viewer streams: the room packet, per-room SSE broadcasters, the market stream and the SSE response."""
 
 from runtime_api.streaming.market_stream import MarketStream, parse_symbols
 from runtime_api.streaming.room_hub import RoomHub, RoomSubscription, clamp_decision_limit

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from runtime_api.responses import to_json
+from runtime_api.web.responses import to_json
 from runtime_api.streaming.admission import LEAVE_PER_TURN, Door
 from runtime_api.streaming.sse import format_event
 from runtime_api.streaming.viewer import StreamClosed, TooManySubscribers, Viewer, bye

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime_api.responses import to_json
+from runtime_api.web.responses import to_json
 from runtime_api.streaming.admission import LEAVE_PER_TURN, Door
 from runtime_api.streaming.sse import CONNECTED, format_event
 from runtime_api.streaming.viewer import StreamClosed, TooManySubscribers, Viewer, bye

@@ -17,8 +17,8 @@ import orjson
 
 from runtime_api.market import session_freshness
 from runtime_api.market.bars import load_frames
-from runtime_api.session_calendar import CN, is_trading_day, trading_day_of
-from runtime_api.storage import write_json_atomic
+from runtime_api.market.calendar import CN, is_trading_day, trading_day_of
+from runtime_api.state.storage import write_json_atomic
 
 SH = ZoneInfo("Asia/Shanghai")
 

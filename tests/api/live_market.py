@@ -22,7 +22,7 @@ import pytest
 from data_jobs import daily_history, frames_collector
 from data_jobs.vendor import RecordedVendor
 from runtime_api.settings import Settings
-from runtime_api.storage import write_json_atomic
+from runtime_api.state.storage import write_json_atomic
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data_jobs" / "fixtures" / "akshare"
 SH = ZoneInfo("Asia/Shanghai")

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.anyio
 
 READ_ONLY_POSTS = {"/api/equity-history-batch"}
 # Viewer actions: what the show's audience does from the front end, so they cannot need the
-# operator's token. Each has its own protection (runtime_api/viewer_actions.py); the tests of
+# operator's token. Each has its own protection (runtime_api/access/viewer_actions.py); the tests of
 # tests/audience prove them: posting is off by default and needs an HMAC session credential and
 # rate limits, a bet needs the credential and fits the balance, speech is off unless configured.
 VIEWER_ACTIONS = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime_api.storage import write_json_atomic
+from runtime_api.state.storage import write_json_atomic
 
 from .conftest import data_of, make_settings, open_api
 from .live_market import move_clock, run_jobs, sh_ms, vendor_at

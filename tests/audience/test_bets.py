@@ -7,9 +7,9 @@ import math
 import pytest
 
 from runtime_api.bets.clock import market_clock
-from runtime_api.memory import default_snapshot
+from runtime_api.state.memory import default_snapshot
 from runtime_api.services import BootError
-from runtime_api.session_calendar import trading_day_of
+from runtime_api.market.calendar import trading_day_of
 
 from .conftest import AGENT, app_with, assert_error, bootstrap, data_of, make_settings, on_air
 

@@ -67,7 +67,7 @@ def test_node_data_directory_loads_unchanged(root):
 
 
 def test_the_server_freezes_its_boot_heap_and_reports_the_collector(root):
-    """runtime_api/heap.py is installed by the server process: status and /metrics show it."""
+    """runtime_api/observability/heap.py is installed by the server process: status and /metrics show it."""
     with RuntimeProcess(root, env={"ONLYTRADE_SEED_AGENTS": "all"}) as server, server.client() as c:
         deadline = time.monotonic() + 10  # installed a second after ready
         while not (status := c.get("/api/agent/runtime/status").json()["data"]["gc"])["installed"]:

@@ -13,9 +13,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from runtime_api.journal import read_jsonl
-from runtime_api.state_files import prune_backups, remove_stale_temp_files
-from runtime_api.storage import append_jsonl, write_json_atomic
+from runtime_api.state.journal import read_jsonl
+from runtime_api.state.housekeeping import prune_backups, remove_stale_temp_files
+from runtime_api.state.storage import append_jsonl, write_json_atomic
 from tests.e2e.server import RuntimeProcess
 
 
@@ -57,7 +57,7 @@ def test_a_failed_atomic_write_leaves_the_old_file_and_no_temp(small_disk):
 WRITER = """
 import os, sys, time
 from pathlib import Path
-from runtime_api import storage
+from runtime_api.state import storage
 os.replace = lambda *a: (print("tmp-written", flush=True), time.sleep(60))  # killed before the rename
 storage.write_json_atomic(Path(sys.argv[1]), {"v": 2})
 """

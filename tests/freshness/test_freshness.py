@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from runtime_api import freshness
-from runtime_api.freshness import DEFAULT_CHECKS, check_file, run_checks
+from runtime_api.market import freshness
+from runtime_api.market.freshness import DEFAULT_CHECKS, check_file, run_checks
 from runtime_api.settings import Settings
 
 NOW = 1_770_966_180_000  # 2026-02-13 15:03 Shanghai; every test injects it, none sleeps

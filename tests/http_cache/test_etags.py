@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from starlette.routing import Route
 
-from runtime_api.cache_policies import RUNTIME_POLICIES
+from runtime_api.web.cache_policies import RUNTIME_POLICIES
 from api.conftest import TOKEN, data_of
 
 pytestmark = pytest.mark.anyio

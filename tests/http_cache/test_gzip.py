@@ -7,7 +7,7 @@ import gzip
 import orjson
 import pytest
 
-from runtime_api.http_cache import accepts_gzip
+from runtime_api.web.http_cache import accepts_gzip
 from tests.conftest import middleware_of
 
 pytestmark = pytest.mark.anyio

@@ -9,8 +9,8 @@ from api.conftest import data_of, make_settings, open_api
 from api.live_files import write_live_files
 
 from runtime_api.market.bars import to_kline
-from runtime_api.read_caches import PIECES_KEY, BarPieces, schedule_of
-from runtime_api.responses import ok_bytes, to_json
+from runtime_api.web.read_caches import PIECES_KEY, BarPieces, schedule_of
+from runtime_api.web.responses import ok_bytes, to_json
 
 pytestmark = pytest.mark.anyio
 

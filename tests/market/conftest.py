@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime_api.session_calendar import timezone_of
+from runtime_api.market.calendar import timezone_of
 
 
 class Clock:

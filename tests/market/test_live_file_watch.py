@@ -10,7 +10,7 @@ import pytest
 
 from api.conftest import data_of, make_settings, open_api
 from api.live_files import write_live_files
-from runtime_api.storage import write_json_atomic
+from runtime_api.state.storage import write_json_atomic
 
 pytestmark = pytest.mark.anyio
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from runtime_api.market.bars import INTERVALS, FrameIndex, aggregate, load_batch, load_frames, to_kline
-from runtime_api.storage import CorruptFileError
+from runtime_api.state.storage import CorruptFileError
 
 REPO = Path(__file__).resolve().parents[2]
 CONTRACTS = REPO / "data" / "contracts"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime_api import session_calendar as cal
+from runtime_api.market import calendar as cal
 
 
 @pytest.mark.parametrize(

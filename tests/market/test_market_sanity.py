@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime_api import portfolio
+from runtime_api.portfolio import accounting as portfolio
 from runtime_api.market import sanity
 
 DAY_MS = 86_400_000

@@ -96,7 +96,7 @@ def test_report_csv_tables_and_a_day_without_logs(replayed):
 
 def test_session_gate_time_per_agent_and_reason_from_gate_events(tmp_path):
     from runtime_api.settings import Settings
-    from runtime_api.storage import append_jsonl
+    from runtime_api.state.storage import append_jsonl
 
     from ops import report
 

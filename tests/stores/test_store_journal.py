@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime_api import journal
+from runtime_api.state import journal
 from runtime_api.errors import ApiError
-from runtime_api.journal import AuditLog, DecisionLog, audit_record, day_key_for, read_jsonl
+from runtime_api.state.journal import AuditLog, DecisionLog, audit_record, day_key_for, read_jsonl
 
 
 def write_lines(path: Path, lines: list[str]) -> Path:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from runtime_api.errors import ApiError
-from runtime_api.memory import MemoryStore
-from runtime_api.portfolio import apply_decision
+from runtime_api.state.memory import MemoryStore
+from runtime_api.portfolio.accounting import apply_decision
 
 DAY = "2026-02-12"
 
@@ -296,7 +296,7 @@ def test_concurrent_saves_from_threads(store, decide):
 def test_a_missing_snapshot_is_looked_for_at_most_once_a_second(store, monkeypatch):
     """Viewers poll traders that have not traded yet: no file read per poll, and a file that
     appears is seen within ABSENT_RECHECK_S; a save is seen at once."""
-    import runtime_api.memory as memory
+    import runtime_api.state.memory as memory
 
     now = [1000.0]
     monkeypatch.setattr(memory.time, "monotonic", lambda: now[0])

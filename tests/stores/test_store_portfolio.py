@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from runtime_api.memory import default_snapshot
-from runtime_api.portfolio import apply_decision, portfolio_input, remark, sellable_shares
+from runtime_api.state.memory import default_snapshot
+from runtime_api.portfolio.accounting import apply_decision, portfolio_input, remark, sellable_shares
 
 DAY1, DAY2, DAY3 = "2026-02-12", "2026-02-13", "2026-02-16"
 

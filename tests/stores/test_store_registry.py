@@ -13,7 +13,7 @@ import pytest
 from runtime_api.errors import ApiError
 from runtime_api.manifests import discover, load_manifest, market_of
 from runtime_api.registry import AgentRegistry
-from runtime_api.storage import CorruptFileError
+from runtime_api.state.storage import CorruptFileError
 
 
 def write_manifest(agents_dir: Path, folder_name: str, **override) -> None:

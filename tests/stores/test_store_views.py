@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from runtime_api import portfolio_views as pv
-from runtime_api.memory import default_snapshot
-from runtime_api.portfolio import apply_decision, time_ms
+from runtime_api.portfolio import views as pv
+from runtime_api.state.memory import default_snapshot
+from runtime_api.portfolio.accounting import apply_decision, time_ms
 
 DAY = "2026-02-12"
 

@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
-from runtime_api.responses import fail, ok
+from runtime_api.web.responses import fail, ok
 from runtime_api.streaming import RoomHub, TooManySubscribers, parse_last_event_id, sse_response
 
 TOKEN = "bench-secret"

@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
-from runtime_api.responses import fail
+from runtime_api.web.responses import fail
 from runtime_api.streaming import MarketStream, TooManySubscribers, parse_symbols, sse_response
 from tests.streaming.helpers import next_event, serve, sse_events
 

@@ -7,7 +7,7 @@ import asyncio
 import orjson
 import pytest
 
-from runtime_api.packet import COT_TRACE_MAX_CHARS, viewer_decision
+from runtime_api.streaming.packet import COT_TRACE_MAX_CHARS, viewer_decision
 from tests.api.live_files import write_live_files
 from tests.conftest import middleware_of
 from tests.viewer.helpers import AGENT, TOKEN, asgi_app, make_settings

@@ -19,19 +19,22 @@ from typing import Any
 
 import anyio
 
-from . import clock, market_gate, portfolio, replay_position
-from .decision import LlmBreaker, LlmDecider, run_decision
-from .decision.features import bar_features
-from .journal import audit_record
-from .market.file_watch import LiveFileWatcher
-from .recording.llm_log import LlmExchangeLog
-from .market import sanity
-from .market.supplemental import news_titles, normalize_breadth, overview_brief
+from .. import clock
+from ..market import session_gate as market_gate
+from ..portfolio import accounting as portfolio
+from ..state import replay_position
+from . import LlmBreaker, LlmDecider, run_decision
+from .features import bar_features
+from ..state.journal import audit_record
+from ..market.file_watch import LiveFileWatcher
+from ..recording.llm_log import LlmExchangeLog
+from ..market import sanity
+from ..market.supplemental import news_titles, normalize_breadth, overview_brief
 from .round_log import outcome_label, round_line
-from .services import Services
-from .session_calendar import market_of_exchange, trading_day_of
-from .state_health import WriteHealth
-from .storage import CorruptFileError, read_json, write_json_atomic
+from ..services import Services
+from ..market.calendar import market_of_exchange, trading_day_of
+from ..state.write_health import WriteHealth
+from ..state.storage import CorruptFileError, read_json, write_json_atomic
 
 log = logging.getLogger("onlytrade.runtime")
 

@@ -14,7 +14,7 @@ import logging
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .market.replay import ReplayEngine
+from ..market.replay import ReplayEngine
 from .storage import CorruptFileError, read_json, write_json_atomic
 
 log = logging.getLogger("onlytrade.replay")

@@ -24,7 +24,7 @@ from typing import Any
 import anyio
 
 from .http_cache import time_bucket
-from .market.bars import to_kline
+from ..market.bars import to_kline
 from .responses import JSONResponse, ok_bytes, to_json
 
 log = logging.getLogger("onlytrade.read_caches")
@@ -43,7 +43,7 @@ class FreshnessSchedule:
         self._lock = asyncio.Lock()
 
     async def refresh(self) -> dict:
-        from .routes.runtime import live_freshness
+        from ..routes.runtime import live_freshness
 
         report = await anyio.to_thread.run_sync(live_freshness, self.ctx)
         self.report, self.seq = report, self.seq + 1
@@ -81,7 +81,7 @@ def runtime_status_version(ctx) -> tuple:
 
 
 async def runtime_status_response(ctx) -> JSONResponse:
-    from .routes.runtime import runtime_status
+    from ..routes.runtime import runtime_status
 
     freshness = await schedule_of(ctx).latest()
     return ctx.cache.get("runtime-status", runtime_status_version(ctx), lambda: runtime_status(ctx, freshness))

@@ -15,12 +15,12 @@ from datetime import datetime, timezone
 
 import anyio
 
-from . import portfolio
-from .decision.simulator import close_position_fill
-from .errors import ApiError, bad_request, conflict
-from .ids import new_order_id
-from .manifests import AGENT_ID_RE
-from .session_calendar import market_of_exchange, session_state, trading_day_of
+from . import accounting as portfolio
+from ..decision.simulator import close_position_fill
+from ..errors import ApiError, bad_request, conflict
+from ..ids import new_order_id
+from ..manifests import AGENT_ID_RE
+from ..market.calendar import market_of_exchange, session_state, trading_day_of
 
 
 def _now_iso() -> str:

@@ -10,8 +10,8 @@ import math
 import time
 from typing import Any
 
-from runtime_api.memory import utc_iso
-from runtime_api.portfolio import DEFAULT_BALANCE, num, rnd, time_ms
+from runtime_api.state.memory import utc_iso
+from runtime_api.portfolio.accounting import DEFAULT_BALANCE, num, rnd, time_ms
 
 
 def _holdings(snapshot: dict | None) -> list[dict]:

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from runtime_api import storage
+from runtime_api.state import storage
 from runtime_api.errors import ApiError
 from runtime_api.manifests import AGENT_ID_RE
 

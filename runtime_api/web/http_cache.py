@@ -37,7 +37,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import ApiError
+from ..errors import ApiError
 
 PREFIX = "/onlytrade"
 NO_STORE = b"no-store"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .session_calendar import market_of_exchange, session_state
+from .calendar import market_of_exchange, session_state
 
 
 def live_fresh_ok(status: Mapping[str, Any] | None) -> bool:

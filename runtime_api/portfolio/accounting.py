@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
-from .market.sanity import usable_price
-from .numbers import finite
+from ..market.sanity import usable_price
+from ..numbers import finite
 
 SHANGHAI = timezone(timedelta(hours=8))  # no DST since 1991, so a fixed offset is exact
 DEFAULT_BALANCE = 100000

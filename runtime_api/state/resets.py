@@ -13,10 +13,10 @@ from pathlib import Path
 
 import anyio
 
-from .errors import ApiError, bad_request
-from .settings import display_path
-from .session_calendar import market_of_exchange
-from .state_files import prune_backups
+from ..errors import ApiError, bad_request
+from ..settings import display_path
+from ..market.calendar import market_of_exchange
+from .housekeeping import prune_backups
 
 
 def _now_iso() -> str:
@@ -25,7 +25,7 @@ def _now_iso() -> str:
 
 def snapshot_ids(ctx) -> list[str]:
     """Every agent whose snapshot a factory reset covers: registered ones and any file on disk."""
-    from .manifests import AGENT_ID_RE
+    from ..manifests import AGENT_ID_RE
 
     ids = set(ctx.svc.registry.running_ids()) | {r["agent_id"] for r in ctx.svc.registry.registered()}
     memory_dir = ctx.settings.resolve(ctx.settings.agent_memory_dir)
@@ -95,7 +95,7 @@ async def reset_agents(ctx, ids: list[str], *, memory: bool, positions: bool, st
 
 def validate_agent_reset(ctx, body: dict) -> tuple[str, dict[str, bool]]:
     """The reference's order of checks: id, existence, confirmation, scope."""
-    from .http import truthy
+    from ..web.http import truthy
 
     trader_id = str(body.get("trader_id") or "").strip()
     if not trader_id:

@@ -17,19 +17,19 @@ from typing import Any
 
 import anyio
 
-from .audience import audience_of
-from .chat.tts import enabled as tts_enabled
-from . import clock as one_clock
-from .decision.features import price_volume_references
-from .errors import ApiError
-from .journal import AUDIT_SCHEMA, merge_newest
-from .manifests import AGENT_ID_RE
-from .market.supplemental import news_titles, normalize_breadth, overview_brief
-from .portfolio_views import account_view, positions_view
-from .routes.runtime import live_freshness
-from .routes.traders import avatar_urls, status_view
-from .settings import display_path
-from .session_calendar import local_datetime, market_of_exchange, session_state, trading_day_of
+from ..audience import audience_of
+from ..chat.tts import enabled as tts_enabled
+from .. import clock as one_clock
+from ..decision.features import price_volume_references
+from ..errors import ApiError
+from ..state.journal import AUDIT_SCHEMA, merge_newest
+from ..manifests import AGENT_ID_RE
+from ..market.supplemental import news_titles, normalize_breadth, overview_brief
+from ..portfolio.views import account_view, positions_view
+from ..routes.runtime import live_freshness
+from ..routes.traders import avatar_urls, status_view
+from ..settings import display_path
+from ..market.calendar import local_datetime, market_of_exchange, session_state, trading_day_of
 
 PACKET_SCHEMA = "room.stream_packet.v1"
 HIDDEN_DECISION_KEYS = frozenset({"system_prompt", "input_prompt"})

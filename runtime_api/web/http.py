@@ -12,7 +12,7 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from .errors import ApiError, bad_request
+from ..errors import ApiError, bad_request
 from .responses import JSONResponse, ok_bytes, to_json
 
 MAX_BODY_BYTES = 100 * 1024

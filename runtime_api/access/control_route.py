@@ -25,14 +25,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .access.audit_fields import RejectionCounter, claim
-from .access.limiter import FailureLimiter
-from .access.tokens import Holder
-from .errors import ApiError
-from .http import json_body, truthy
-from .ids import new_id
-from .responses import fail, ok
-from .storage import append_jsonl
+from .audit_fields import RejectionCounter, claim
+from .limiter import FailureLimiter
+from .tokens import Holder
+from ..errors import ApiError
+from ..web.http import json_body, truthy
+from ..ids import new_id
+from ..web.responses import fail, ok
+from ..state.storage import append_jsonl
 
 __all__ = ["ControlAudit", "ControlCall", "FailureLimiter", "control_route", "read_route"]
 
@@ -104,7 +104,7 @@ class ControlAudit:
             log.exception("control audit append failed")
 
     def tail(self, limit: int) -> list[dict]:
-        from .journal import read_jsonl_tail
+        from ..state.journal import read_jsonl_tail
 
         return read_jsonl_tail(self.path, limit)
 

@@ -8,11 +8,11 @@ A route missing here is `no-store` (http_cache's safe default).
 
 from __future__ import annotations
 
-from .errors import ApiError
+from ..errors import ApiError
 from .http_cache import BODY, Policy, time_bucket
 from .read_caches import frames_version, runtime_status_version
-from .routes.rooms import KEY as VIEWER_STREAMS
-from .routes.traders import snapshot_version
+from ..routes.rooms import KEY as VIEWER_STREAMS
+from ..routes.traders import snapshot_version
 
 
 def _registry(ctx, params, query):

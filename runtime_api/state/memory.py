@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runtime_api import storage
+from runtime_api.state import storage
 from runtime_api.errors import ApiError
 from runtime_api.manifests import AGENT_ID_RE
-from runtime_api.portfolio import DEFAULT_BALANCE, num, rnd
-from runtime_api.state_health import WriteHealth
+from runtime_api.portfolio.accounting import DEFAULT_BALANCE, num, rnd
+from runtime_api.state.write_health import WriteHealth
 
 log = logging.getLogger("onlytrade.memory")
 

@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from .errors import ApiError
+from ..errors import ApiError
 
 log = logging.getLogger("onlytrade.state")
 
