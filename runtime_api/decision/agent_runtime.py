@@ -341,6 +341,8 @@ class AgentRuntime:
             return {"ran": False, "reason": "kill_switch", "decisions": []}
         if not force and not self.running:
             return {"ran": False, "reason": self.state_reason(), "decisions": []}
+        if force:
+            await self._wait_for_in_flight()
         agents = [a for a in self.gate.get("active_trader_ids", []) if a not in self.in_flight]
         if not agents:
             return {"ran": False, "reason": "nothing_to_run" if self.in_flight else self.state_reason(), "decisions": []}
@@ -373,6 +375,13 @@ class AgentRuntime:
                 for a, r in results.items() if r
             ],
         }
+
+    async def _wait_for_in_flight(self) -> None:
+        """An operator's step covers every active agent: decisions already running (the timer's,
+        a slow LLM) finish first, bounded by two LLM timeouts, instead of the step running nothing."""
+        deadline = anyio.current_time() + 2 * self.settings.agent_llm_timeout_ms / 1000 + 5
+        while self.in_flight and anyio.current_time() < deadline:
+            await anyio.sleep(0.05)
 
     async def decide(self, agent_id: str) -> dict | None:
         """Run one decision for one agent; returns the decision record, or None."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
 from decision.fake_openai import FakeOpenAI
@@ -11,18 +12,23 @@ from .conftest import data_of, make_settings, open_api
 pytestmark = pytest.mark.anyio
 
 
+async def one_llm_agent(root, fake: FakeOpenAI, **env: str):
+    """An app deciding with the fake LLM, the replay paused, demo_momentum running: cycles only when a test asks."""
+    settings = make_settings(root, AGENT_LLM_ENABLED="true", OPENAI_BASE_URL=fake.base_url, AGENT_STRICT_SYMBOL_LOOP="false", **env)
+    handle, lifespan = await open_api(settings)
+    data_of(await handle.control("/api/replay/runtime/control", {"action": "pause"}))
+    data_of(await handle.control("/api/agents/demo_momentum/register"))
+    data_of(await handle.control("/api/agents/demo_momentum/start"))
+    return handle, lifespan
+
+
 async def test_llm_decides_then_failures_are_recorded_and_the_breaker_opens(root):
     with FakeOpenAI() as fake:
         fake.set(mode="decision", decision={"action": "buy", "symbol": "601318.SH", "confidence": 0.7,
                                              "quantity_shares": 100, "reasoning": "uptrend intact"})
-        settings = make_settings(root, AGENT_LLM_ENABLED="true", OPENAI_API_KEY="sk-llm-secret", OPENAI_BASE_URL=fake.base_url,
-                                 AGENT_OPENAI_MODEL="decider-model", AGENT_LLM_BREAKER_FAILURES="2",
-                                 AGENT_STRICT_SYMBOL_LOOP="false")
-        handle, lifespan = await open_api(settings)
+        handle, lifespan = await one_llm_agent(root, fake, OPENAI_API_KEY="sk-llm-secret", AGENT_OPENAI_MODEL="decider-model",
+                                               AGENT_LLM_BREAKER_FAILURES="2")
         try:
-            data_of(await handle.control("/api/replay/runtime/control", {"action": "pause"}))
-            data_of(await handle.control("/api/agents/demo_momentum/register"))
-            data_of(await handle.control("/api/agents/demo_momentum/start"))
 
             async def step() -> dict:
                 data_of(await handle.control("/api/agent/runtime/control", {"action": "step"}))
@@ -48,6 +54,25 @@ async def test_llm_decides_then_failures_are_recorded_and_the_breaker_opens(root
             agent = next(t for t in status["traders"] if t["trader_id"] == "demo_momentum")
             assert agent["llm_breaker"]["state"] == "open" and agent["llm_breaker"]["consecutive_failures"] == 2
             assert "sk-llm-secret" not in str(status) and "sk-llm-secret" not in str(skipped)
+        finally:
+            await handle.client.aclose()
+            await lifespan.__aexit__(None, None, None)
+
+
+async def test_a_step_during_a_running_decision_waits_for_it_and_decides_for_every_agent(root):
+    with FakeOpenAI() as fake:
+        fake.set(mode="decision", decision={"action": "hold", "symbol": "601318.SH", "confidence": 0.5,
+                                             "reasoning": "wait"}, delay_s=1.0)
+        handle, lifespan = await one_llm_agent(root, fake, OPENAI_API_KEY="sk-x")
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(handle.ctx.runtime.run_cycle)  # the timer's cycle, slowed by the LLM
+                while "demo_momentum" not in handle.ctx.runtime.in_flight:
+                    await anyio.sleep(0.01)
+                step = data_of(await handle.control("/api/agent/runtime/control", {"action": "step"}))
+            assert step["cycle"]["ran"] is True
+            assert [d["trader_id"] for d in step["cycle"]["decisions"]] == ["demo_momentum"]
+            assert fake.request_count == 2  # the timer's decision, then the step's own
         finally:
             await handle.client.aclose()
             await lifespan.__aexit__(None, None, None)
