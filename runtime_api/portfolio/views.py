@@ -172,44 +172,48 @@ def direction_stats(closed: list[dict]) -> list[dict]:
 def _seed_events(snapshot: dict, trader_id: str, closed: list[dict], held: dict[str, dict], rate: float,
                  cash_after: float, equity_after: float) -> list[dict]:
     """Trade events back-filled from open lots (BUY) and closed positions (SELL) for old snapshots."""
+    base = {"trader_id": trader_id, "cycle_number": 0, "cash_after": cash_after, "total_equity_after": equity_after,
+            "source": "seed"}
     events = []
     for lot in snapshot.get("open_lots") or []:
-        symbol, qty, price = str(lot.get("symbol") or "").strip(), max(0, int(num(lot.get("entry_qty")))), num(lot.get("entry_price"), math.nan)
-        ts = str(lot.get("entry_time") or snapshot.get("updated_at") or "")
-        if not symbol or not qty or not math.isfinite(price) or not ts:
-            continue
-        notional = rnd(qty * price, 2)
-        h = held.get(symbol) or {}
-        lot_fee = num(lot.get("entry_fee_remaining"))
-        events.append({
-            "id": str(lot.get("entry_order_id") or f"seed-buy-{symbol}-{ts}"), "trader_id": trader_id, "cycle_number": 0,
-            "ts": ts, "symbol": symbol, "side": "BUY", "quantity": qty, "price": price, "notional": notional,
-            "fee": rnd(lot_fee, 2) if lot_fee > 0 else (rnd(notional * rate, 2) if rate > 0 else 0), "realized_pnl": 0,
-            "cash_after": cash_after, "total_equity_after": equity_after,
-            "position_after_qty": int(num(h.get("shares"))) if num(h.get("shares")) > 0 else qty,
-            "position_after_avg_cost": rnd(num(h.get("avg_cost")), 4) if num(h.get("avg_cost")) > 0 else rnd(price, 4),
-            "position_after_mark": rnd(num(h.get("mark_price")), 4) if num(h.get("mark_price")) > 0 else rnd(price, 4),
-            "source": "seed",
-        })
+        event = _seed_event(base, "BUY", lot.get("entry_order_id"), lot.get("symbol"), lot.get("entry_qty"),
+                            lot.get("entry_price"), lot.get("entry_time") or snapshot.get("updated_at"),
+                            num(lot.get("entry_fee_remaining")), rate)
+        if event:
+            h = held.get(event["symbol"]) or {}
+            shares, cost = num(h.get("shares")), num(h.get("avg_cost"))
+            event.update(realized_pnl=0, position_after_qty=int(shares) if shares > 0 else event["quantity"],
+                         position_after_avg_cost=rnd(cost if cost > 0 else event["price"], 4),
+                         position_after_mark=_seed_mark(h, event["price"]))
+            events.append(event)
     for pos in closed:
-        symbol, qty, price = str(pos.get("symbol") or "").strip(), max(0, int(num(pos.get("quantity")))), num(pos.get("exit_price"), math.nan)
-        ts = str(pos.get("exit_time") or "")
-        if not symbol or not qty or not math.isfinite(price) or not ts:
-            continue
-        notional = rnd(qty * price, 2)
-        h = held.get(symbol) or {}
-        fee = num(pos.get("fee"))
-        events.append({
-            "id": str(pos.get("exit_order_id") or f"seed-sell-{symbol}-{ts}"), "trader_id": trader_id, "cycle_number": 0,
-            "ts": ts, "symbol": symbol, "side": "SELL", "quantity": qty, "price": price, "notional": notional,
-            "fee": rnd(fee, 2) if fee > 0 else (rnd(notional * rate, 2) if rate > 0 else 0),
-            "realized_pnl": rnd(num(pos.get("realized_pnl")), 2), "cash_after": cash_after, "total_equity_after": equity_after,
-            "position_after_qty": max(0, int(num(h.get("shares")))),
-            "position_after_avg_cost": rnd(num(h.get("avg_cost")), 4) if num(h.get("avg_cost")) > 0 else 0,
-            "position_after_mark": rnd(num(h.get("mark_price")), 4) if num(h.get("mark_price")) > 0 else rnd(price, 4),
-            "source": "seed",
-        })
+        event = _seed_event(base, "SELL", pos.get("exit_order_id"), pos.get("symbol"), pos.get("quantity"),
+                            pos.get("exit_price"), pos.get("exit_time"), num(pos.get("fee")), rate)
+        if event:
+            h = held.get(event["symbol"]) or {}
+            cost = num(h.get("avg_cost"))
+            event.update(realized_pnl=rnd(num(pos.get("realized_pnl")), 2),
+                         position_after_qty=max(0, int(num(h.get("shares")))),
+                         position_after_avg_cost=rnd(cost, 4) if cost > 0 else 0,
+                         position_after_mark=_seed_mark(h, event["price"]))
+            events.append(event)
     return events
+
+
+def _seed_event(base: dict, side: str, order_id, symbol, qty, price, ts, fee: float, rate: float) -> dict | None:
+    """The fields a BUY and a SELL seed share; None when the record lacks a symbol, quantity, price or time."""
+    symbol, qty, price, ts = str(symbol or "").strip(), max(0, int(num(qty))), num(price, math.nan), str(ts or "")
+    if not symbol or not qty or not math.isfinite(price) or not ts:
+        return None
+    notional = rnd(qty * price, 2)
+    return {"id": str(order_id or f"seed-{side.lower()}-{symbol}-{ts}"), **base, "ts": ts, "symbol": symbol,
+            "side": side, "quantity": qty, "price": price, "notional": notional,
+            "fee": rnd(fee, 2) if fee > 0 else (rnd(notional * rate, 2) if rate > 0 else 0)}
+
+
+def _seed_mark(held: dict, price: float) -> float:
+    mark = num(held.get("mark_price"))
+    return rnd(mark if mark > 0 else price, 4)
 
 
 def _complete_event(event: dict, held: dict[str, dict], cash_after: float, equity_after: float) -> dict:
