@@ -77,6 +77,8 @@ class AgentRuntime:
         self.idle_at_ms = wall_ms()  # the last scheduler tick at which no cycle was due (heartbeat())
         self.history: dict[str, deque] = {}
         self.in_flight: set[str] = set()
+        self._none_in_flight = asyncio.Event()  # set exactly when in_flight is empty (decide())
+        self._none_in_flight.set()
         self.generation: Counter[str] = Counter()
         self.discarded_cycles = 0
         self.sink_errors: Counter[str] = Counter()
@@ -379,9 +381,8 @@ class AgentRuntime:
     async def _wait_for_in_flight(self) -> None:
         """An operator's step covers every active agent: decisions already running (the timer's,
         a slow LLM) finish first, bounded by two LLM timeouts, instead of the step running nothing."""
-        deadline = anyio.current_time() + 2 * self.settings.agent_llm_timeout_ms / 1000 + 5
-        while self.in_flight and anyio.current_time() < deadline:
-            await anyio.sleep(0.05)
+        with anyio.move_on_after(2 * self.settings.agent_llm_timeout_ms / 1000 + 5):
+            await self._none_in_flight.wait()
 
     async def decide(self, agent_id: str) -> dict | None:
         """Run one decision for one agent; returns the decision record, or None."""
@@ -389,6 +390,7 @@ class AgentRuntime:
         if not rec:
             return None
         self.in_flight.add(agent_id)
+        self._none_in_flight.clear()
         try:
             return await self._decide(agent_id, rec)
         except Exception as exc:  # one agent's failure must not stop the others
@@ -398,6 +400,8 @@ class AgentRuntime:
             return None
         finally:
             self.in_flight.discard(agent_id)
+            if not self.in_flight:
+                self._none_in_flight.set()
 
     async def _decide(self, agent_id: str, manifest: dict) -> dict | None:
         s = self.settings
