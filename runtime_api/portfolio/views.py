@@ -169,11 +169,10 @@ def direction_stats(closed: list[dict]) -> list[dict]:
     ]
 
 
-def _seed_events(snapshot: dict, trader_id: str, closed: list[dict], held: dict[str, dict], rate: float,
-                 cash_after: float, equity_after: float) -> list[dict]:
-    """Trade events back-filled from open lots (BUY) and closed positions (SELL) for old snapshots."""
-    base = {"trader_id": trader_id, "cycle_number": 0, "cash_after": cash_after, "total_equity_after": equity_after,
-            "source": "seed"}
+def _seed_events(snapshot: dict, trader_id: str, closed: list[dict], held: dict[str, dict], rate: float) -> list[dict]:
+    """Trade events back-filled from open lots (BUY) and closed positions (SELL) for old snapshots
+    (cash and equity after each come from _complete_event, as for stored events)."""
+    base = {"trader_id": trader_id, "cycle_number": 0, "source": "seed"}
     events = []
     for lot in snapshot.get("open_lots") or []:
         event = _seed_event(base, "BUY", lot.get("entry_order_id"), lot.get("symbol"), lot.get("entry_qty"),
@@ -251,7 +250,7 @@ def positions_history_view(snapshot: dict | None, *, limit: Any = 100, trader_id
 
     events = [e for e in snapshot.get("trade_events") or [] if isinstance(e, dict)]
     if not events and snapshot:
-        events = _seed_events(snapshot, trader_id, closed, held, rate, cash_after, equity_after)
+        events = _seed_events(snapshot, trader_id, closed, held, rate)
     events = [_complete_event(e, held, cash_after, equity_after) for e in events]
 
     safe_limit = max(1, min(int(num(limit, 100)), 1000))
